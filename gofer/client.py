@@ -1,0 +1,40 @@
+"""The sentry's side of the gofer connection."""
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+from gofer import protocol
+
+
+class GoferGone(Exception):
+    """The gofer process has exited: the sandbox cannot continue."""
+
+
+class GoferClient:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def call(self, op: str, creds: tuple | None = None, **args) -> tuple:
+        """Run op in the gofer; (result, fd or None). Raises OSError with the gofer's errno."""
+        req = {"op": op, **{k: protocol.path_to_wire(v) if isinstance(v, bytes) else v
+                            for k, v in args.items()}}
+        if creds is not None:
+            req["creds"] = creds
+        try:
+            protocol.send(self.sock, req)
+            reply, fd = protocol.recv(self.sock)
+        except (BrokenPipeError, ConnectionResetError):
+            raise GoferGone() from None
+        if reply is None:
+            raise GoferGone()
+        if "errno" in reply:
+            raise OSError(reply["errno"], os.strerror(reply["errno"]))
+        return reply["ok"], fd
+
+    def open(self, path: bytes, flags: int, mode: int = 0, creds: tuple | None = None) -> int:
+        _, fd = self.call("open", creds, path=path, flags=flags, mode=mode)
+        if fd is None:
+            raise OSError(errno.EIO, "gofer sent no descriptor")
+        return fd

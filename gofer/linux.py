@@ -1,0 +1,208 @@
+"""Thin ctypes wrappers for the Linux calls Python's os module lacks.
+
+Shared by every layer (gofer server, sentry, CLI); it imports nothing of the project.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+# x86_64 syscall numbers used directly (no glibc wrapper in Debian 12 for some).
+NR_PIVOT_ROOT = 155
+NR_CAPSET = 126
+NR_OPENAT2 = 437
+NR_MOUNT_SETATTR = 442
+NR_FCHMODAT2 = 452
+NR_PROCESS_VM_READV = 310
+NR_PROCESS_VM_WRITEV = 311
+NR_STATX = 332
+NR_NEWFSTATAT = 262
+NR_STATFS = 137
+NR_FSTATFS = 138
+NR_UTIMENSAT = 280
+NR_RENAMEAT2 = 316
+NR_FACCESSAT2 = 439
+NR_LINKAT = 265
+NR_FCHOWNAT = 260
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWCGROUP = 0x02000000
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MNT_DETACH = 2
+
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+AT_EACCESS = 0x200
+AT_SYMLINK_FOLLOW = 0x400
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOUNT_ATTR_RDONLY = 0x1
+
+PR_SET_PDEATHSIG = 1
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+
+def _check(ret: int) -> int:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return ret
+
+
+def _path(p: str | bytes | None) -> bytes | None:
+    if p is None:
+        return None
+    return os.fsencode(p)
+
+
+def syscall(nr: int, *args: int | bytes | None | ctypes.Array) -> int:
+    conv = []
+    for a in args:
+        if isinstance(a, int):
+            conv.append(ctypes.c_long(a))
+        else:
+            conv.append(a)
+    return _check(_libc.syscall(ctypes.c_long(nr), *conv))
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(ctypes.c_int(flags)))
+
+
+def setns(fd: int, nstype: int) -> None:
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)))
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    _check(_libc.mount(_path(source), _path(target), _path(fstype),
+                       ctypes.c_ulong(flags), _path(data)))
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(_libc.umount2(_path(target), ctypes.c_int(flags)))
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    syscall(NR_PIVOT_ROOT, _path(new_root), _path(put_old))
+
+
+def mount_setattr_readonly(path: str, recursive: bool = True) -> None:
+    attr = struct.pack("QQQQ", MOUNT_ATTR_RDONLY, 0, 0, 0)
+    syscall(NR_MOUNT_SETATTR, AT_FDCWD, _path(path), AT_RECURSIVE if recursive else 0,
+            ctypes.create_string_buffer(attr, len(attr)), len(attr))
+
+
+def openat2(dirfd: int, path: str | bytes, flags: int, mode: int = 0,
+            resolve: int = 0) -> int:
+    how = struct.pack("QQQ", flags, mode, resolve)
+    return syscall(NR_OPENAT2, dirfd, _path(path),
+                   ctypes.create_string_buffer(how, len(how)), len(how))
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
+                              ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)))
+
+
+def sethostname(name: str) -> None:
+    b = name.encode()
+    _check(_libc.sethostname(b, ctypes.c_size_t(len(b))))
+
+
+def setdomainname(name: str) -> None:
+    b = name.encode()
+    _check(_libc.setdomainname(b, ctypes.c_size_t(len(b))))
+
+
+class _IOVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def process_vm_read(pid: int, addr: int, size: int) -> bytes:
+    """Read up to size bytes of another process's memory (short on an unmapped page)."""
+    buf = ctypes.create_string_buffer(size)
+    local = _IOVec(ctypes.cast(buf, ctypes.c_void_p), size)
+    remote = _IOVec(addr, size)
+    n = syscall(NR_PROCESS_VM_READV, pid, ctypes.addressof(local), 1,
+                ctypes.addressof(remote), 1, 0)
+    return buf.raw[:n]
+
+
+def process_vm_write(pid: int, addr: int, data: bytes) -> int:
+    buf = ctypes.create_string_buffer(data, len(data))
+    local = _IOVec(ctypes.cast(buf, ctypes.c_void_p), len(data))
+    remote = _IOVec(addr, len(data))
+    return syscall(NR_PROCESS_VM_WRITEV, pid, ctypes.addressof(local), 1,
+                   ctypes.addressof(remote), 1, 0)
+
+
+def fstatat_raw(dirfd: int, path: str | bytes, flags: int) -> bytes:
+    """The kernel's struct stat (x86_64, 144 bytes) exactly as newfstatat fills it."""
+    buf = ctypes.create_string_buffer(144)
+    syscall(NR_NEWFSTATAT, dirfd, _path(path), buf, flags)
+    return buf.raw
+
+
+def statx_raw(dirfd: int, path: str | bytes, flags: int, mask: int) -> bytes:
+    """The kernel's struct statx (256 bytes) exactly as statx fills it."""
+    buf = ctypes.create_string_buffer(256)
+    syscall(NR_STATX, dirfd, _path(path), flags, mask, buf)
+    return buf.raw
+
+
+def fstatfs_raw(fd: int) -> bytes:
+    buf = ctypes.create_string_buffer(120)
+    syscall(NR_FSTATFS, fd, buf)
+    return buf.raw
+
+
+def fchmodat2(dirfd: int, path: str | bytes, mode: int, flags: int) -> None:
+    syscall(NR_FCHMODAT2, dirfd, _path(path), mode, flags)
+
+
+def utimensat(dirfd: int, path: str | bytes, times: bytes | None, flags: int) -> None:
+    tbuf = ctypes.create_string_buffer(times, len(times)) if times is not None else None
+    syscall(NR_UTIMENSAT, dirfd, _path(path), tbuf, flags)
+
+
+def renameat2(olddirfd: int, old: str | bytes, newdirfd: int, new: str | bytes,
+              flags: int) -> None:
+    syscall(NR_RENAMEAT2, olddirfd, _path(old), newdirfd, _path(new), flags)

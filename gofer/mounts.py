@@ -1,0 +1,176 @@
+"""Builds the container's mount tree (rootfs plus the spec's mounts, as runc would) in the
+gofer's own mount namespace, then makes it the gofer's root with pivot_root."""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+
+from gofer import linux
+
+log = logging.getLogger("runsc-py.gofer")
+
+# runc's mount option table: name -> (clear, set) flags. Anything else is fs data.
+_FLAG_OPTIONS = {
+    "ro": (0, linux.MS_RDONLY), "rw": (linux.MS_RDONLY, 0),
+    "nosuid": (0, linux.MS_NOSUID), "suid": (linux.MS_NOSUID, 0),
+    "nodev": (0, linux.MS_NODEV), "dev": (linux.MS_NODEV, 0),
+    "noexec": (0, linux.MS_NOEXEC), "exec": (linux.MS_NOEXEC, 0),
+    "sync": (0, linux.MS_SYNCHRONOUS), "async": (linux.MS_SYNCHRONOUS, 0),
+    "dirsync": (0, linux.MS_DIRSYNC),
+    "noatime": (0, linux.MS_NOATIME), "atime": (linux.MS_NOATIME, 0),
+    "nodiratime": (0, linux.MS_NODIRATIME), "diratime": (linux.MS_NODIRATIME, 0),
+    "relatime": (0, linux.MS_RELATIME), "norelatime": (linux.MS_RELATIME, 0),
+    "strictatime": (0, linux.MS_STRICTATIME), "nostrictatime": (linux.MS_STRICTATIME, 0),
+    "bind": (0, linux.MS_BIND), "rbind": (0, linux.MS_BIND | linux.MS_REC),
+}
+_IGNORED_OPTIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave",
+                    "unbindable", "runbindable", "mand", "nomand", "defaults"}
+
+# The only device nodes a container gets (OCI's default devices).
+STANDARD_DEVICES = {
+    "null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9),
+    "tty": (5, 0),
+}
+# Mount types whose content the sentry synthesises: an empty tmpfs it fills.
+SYNTHETIC_TYPES = {"proc", "sysfs"}
+SKIPPED_TYPES = {"cgroup", "cgroup2", "mqueue"}
+
+
+class MountError(Exception):
+    pass
+
+
+def parse_options(options: list[str]) -> tuple[int, str]:
+    flags, data = 0, []
+    for opt in options:
+        if opt in _FLAG_OPTIONS:
+            clear, set_ = _FLAG_OPTIONS[opt]
+            flags = (flags & ~clear) | set_
+        elif opt not in _IGNORED_OPTIONS:
+            data.append(opt)
+    return flags, ",".join(data)
+
+
+def _resolve_in_root(rootfd: int, path: str, flags: int) -> int:
+    return linux.openat2(rootfd, path.lstrip("/") or ".", flags | os.O_CLOEXEC,
+                         resolve=linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS)
+
+
+def make_mountpoint(rootfd: int, dest: str, is_dir: bool) -> int:
+    """Create dest (and its parents) inside the root; an O_PATH descriptor to it."""
+    parts = [p for p in dest.split("/") if p and p != "."]
+    for i in range(len(parts)):
+        sub = "/".join(parts[: i + 1])
+        last = i == len(parts) - 1
+        try:
+            fd = _resolve_in_root(rootfd, sub, os.O_PATH)
+            os.close(fd)
+            continue
+        except FileNotFoundError:
+            pass
+        parent = _resolve_in_root(rootfd, "/".join(parts[:i]), os.O_PATH | os.O_DIRECTORY)
+        try:
+            if last and not is_dir:
+                os.close(os.open(parts[i], os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644,
+                                 dir_fd=parent))
+            else:
+                os.mkdir(parts[i], 0o755, dir_fd=parent)
+        except FileExistsError:
+            pass
+        finally:
+            os.close(parent)
+    return _resolve_in_root(rootfd, dest, os.O_PATH)
+
+
+def _mount_one(rootfd: int, m: dict, bundle: str, synthetic: list[str]) -> None:
+    dest, mtype = m["destination"], m.get("type") or ""
+    options = m.get("options") or []
+    flags, data = parse_options(options)
+    is_bind = mtype == "bind" or bool(flags & linux.MS_BIND)
+    if mtype in SKIPPED_TYPES and not is_bind:
+        log.info("mount %s of type %s is not provided inside the sandbox", dest, mtype)
+        return
+    source = m.get("source") or ""
+    if is_bind:
+        if not os.path.isabs(source):
+            source = os.path.join(bundle, source)
+        try:
+            st = os.stat(source)
+        except OSError as e:
+            raise MountError(f"bind mount source {source!r} for {dest}: {e.strerror}") from None
+        fd = make_mountpoint(rootfd, dest, stat.S_ISDIR(st.st_mode))
+        target = f"/proc/self/fd/{fd}"
+        try:
+            linux.mount(source, target, None, linux.MS_BIND | (flags & linux.MS_REC))
+            extra = flags & ~(linux.MS_BIND | linux.MS_REC)
+            if extra:
+                # Read-only and the like only take effect on a bind remount.
+                linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | extra)
+        finally:
+            os.close(fd)
+        return
+    fd = make_mountpoint(rootfd, dest, True)
+    target = f"/proc/self/fd/{fd}"
+    try:
+        if mtype in SYNTHETIC_TYPES:
+            linux.mount("runsc-py-" + mtype, target, "tmpfs",
+                        linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, "mode=0555")
+            synthetic.append(dest)
+        elif mtype in ("tmpfs", "devpts"):
+            if mtype == "devpts" and "newinstance" not in data.split(","):
+                data = ",".join(filter(None, [data, "newinstance"]))
+            linux.mount(mtype, target, mtype, flags, data or None)
+        else:
+            raise MountError(f"mount type {mtype!r} at {dest} is not supported")
+    except OSError as e:
+        raise MountError(f"mounting {mtype} at {dest}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _make_devices(rootfd: int) -> None:
+    fd = make_mountpoint(rootfd, "/dev", True)
+    try:
+        for name, (major, minor) in STANDARD_DEVICES.items():
+            try:
+                os.mknod(name, 0o666 | stat.S_IFCHR, os.makedev(major, minor), dir_fd=fd)
+                os.chmod(name, 0o666, dir_fd=fd, follow_symlinks=False)
+            except FileExistsError:
+                pass
+        for name, target in (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"),
+                             ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                             ("stderr", "/proc/self/fd/2")):
+            try:
+                os.symlink(target, name, dir_fd=fd)
+            except FileExistsError:
+                pass
+    except OSError as e:
+        if e.errno != errno.EROFS:
+            raise MountError(f"creating devices in /dev: {e.strerror}") from None
+        log.info("/dev is read-only in the rootfs: standard devices not created")
+    finally:
+        os.close(fd)
+
+
+def build_tree(rootfs: str, readonly: bool, mounts: list[dict], bundle: str) -> list[str]:
+    """Make the container tree this process's root. Returns the synthetic mount points."""
+    linux.unshare(linux.CLONE_NEWNS)
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
+    rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    synthetic: list[str] = []
+    try:
+        for m in mounts:
+            _mount_one(rootfd, m, bundle, synthetic)
+        _make_devices(rootfd)
+    finally:
+        os.close(rootfd)
+    os.chdir(rootfs)
+    linux.pivot_root(".", ".")
+    linux.umount2(".", linux.MNT_DETACH)
+    os.chdir("/")
+    if readonly:
+        linux.mount(None, "/", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
+    return synthetic

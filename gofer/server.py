@@ -1,0 +1,275 @@
+"""The gofer: the only process that holds the container's filesystem.
+
+It runs in its own mount namespace whose root is the container tree (gofer.mounts), and
+serves path operations for the sentry. Every path is resolved by the kernel with
+openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), so `..` and symlinks cannot leave the
+root. Operations run with the calling workload thread's fsuid, fsgid, groups and umask.
+It imports nothing of the sentry.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import signal
+import socket
+import stat
+
+from gofer import linux, mounts, protocol
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_RESOLVE = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS
+# open(2) ignores unknown flag bits, openat2(2) refuses them: keep only real ones.
+_OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND
+               | os.O_NONBLOCK | os.O_DSYNC | os.O_SYNC | os.O_DIRECT | os.O_LARGEFILE
+               | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NOATIME | os.O_CLOEXEC | os.O_PATH
+               | os.O_TMPFILE | 0o20000)  # FASYNC
+_ALLOWED_DEVICES = set(mounts.STANDARD_DEVICES.values()) | {(5, 2)}  # + /dev/ptmx
+_PTY_SLAVE_MAJORS = range(136, 144)
+
+
+class Gofer:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.creds: tuple | None = None
+
+    # -- helpers ---------------------------------------------------------------
+    def _resolve(self, path: bytes, flags: int, mode: int = 0) -> int:
+        rel = path.lstrip(b"/") or b"."
+        return linux.openat2(self.rootfd, rel, flags | os.O_CLOEXEC, mode, _RESOLVE)
+
+    def _parent(self, path: bytes) -> tuple[int, bytes]:
+        """An O_PATH descriptor of path's parent directory and its last component."""
+        stripped = path.rstrip(b"/")
+        if not stripped:
+            return self._resolve(b"/", os.O_PATH | os.O_DIRECTORY), b"."
+        head, _, name = stripped.rpartition(b"/")
+        if path.endswith(b"/"):
+            name += b"/"  # keep the kernel's trailing-slash semantics
+        return self._resolve(head or b"/", os.O_PATH | os.O_DIRECTORY), name
+
+    def _set_creds(self, creds: list) -> None:
+        uid, gid, groups, umask = creds[0], creds[1], tuple(creds[2]), creds[3]
+        os.umask(umask)
+        if self.creds == (uid, gid, groups):
+            return
+        _libc.setfsuid(0)
+        _libc.setfsgid(0)
+        os.setgroups(list(groups))
+        _libc.setfsgid(gid)
+        _libc.setfsuid(uid)
+        self.creds = (uid, gid, groups)
+
+    def _check_device(self, fd: int) -> None:
+        st = os.fstat(fd)
+        if stat.S_ISBLK(st.st_mode):
+            raise OSError(errno.EPERM, "block devices are not available in the sandbox")
+        if stat.S_ISCHR(st.st_mode):
+            dev = (os.major(st.st_rdev), os.minor(st.st_rdev))
+            if dev not in _ALLOWED_DEVICES and dev[0] not in _PTY_SLAVE_MAJORS:
+                raise OSError(errno.EPERM, "device not available in the sandbox")
+
+    # -- operations: each returns (result, fd or None) -------------------------
+    def op_open(self, path: bytes, flags: int, mode: int):
+        flags &= _OPEN_FLAGS
+        if not flags & (os.O_CREAT | os.O_TMPFILE):
+            mode = 0
+        fd = self._resolve(path, flags, mode)
+        try:
+            if not flags & os.O_PATH:
+                self._check_device(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        return None, fd
+
+    def op_stat(self, path: bytes, follow: bool, statx_mask: int | None, sync: int):
+        fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
+        try:
+            if statx_mask is None:
+                raw = linux.fstatat_raw(fd, b"", linux.AT_EMPTY_PATH)
+            else:
+                raw = linux.statx_raw(fd, b"", linux.AT_EMPTY_PATH | sync, statx_mask)
+        finally:
+            os.close(fd)
+        return protocol.raw_to_wire(raw), None
+
+    def op_statfs(self, path: bytes):
+        fd = self._resolve(path, os.O_PATH)
+        try:
+            return protocol.raw_to_wire(linux.fstatfs_raw(fd)), None
+        finally:
+            os.close(fd)
+
+    def op_access(self, path: bytes, mode: int, flags: int, ruid: int, rgid: int):
+        fd = self._resolve(path, os.O_PATH | (os.O_NOFOLLOW if flags & linux.AT_SYMLINK_NOFOLLOW
+                                              else 0))
+        try:
+            if flags & linux.AT_EACCESS:  # check with the effective (fs) ids, as set
+                linux.syscall(linux.NR_FACCESSAT2, fd, b"", mode, linux.AT_EMPTY_PATH | linux.AT_EACCESS)
+            else:
+                # access() checks with the real ids: take them for the call.
+                os.setresgid(rgid, -1, -1)
+                os.setresuid(ruid, -1, -1)
+                try:
+                    linux.syscall(linux.NR_FACCESSAT2, fd, b"", mode, linux.AT_EMPTY_PATH)
+                finally:
+                    os.setresuid(0, -1, -1)
+                    os.setresgid(0, -1, -1)
+        finally:
+            os.close(fd)
+        return 0, None
+
+    def op_readlink(self, path: bytes):
+        fd = self._resolve(path, os.O_PATH | os.O_NOFOLLOW)
+        try:
+            return protocol.path_to_wire(os.readlink(b"", dir_fd=fd)), None
+        except FileNotFoundError:
+            raise OSError(errno.EINVAL, "not a symbolic link") from None
+        finally:
+            os.close(fd)
+
+    def op_check_dir(self, path: bytes):
+        """chdir's checks: a directory, searchable by the caller."""
+        fd = self._resolve(path, os.O_PATH | os.O_DIRECTORY)
+        try:
+            linux.syscall(linux.NR_FACCESSAT2, fd, b"", os.X_OK, linux.AT_EMPTY_PATH | linux.AT_EACCESS)
+        finally:
+            os.close(fd)
+        return 0, None
+
+    def op_check_exec(self, path: bytes):
+        """execve's checks: a regular file the caller may execute."""
+        fd = self._resolve(path, os.O_PATH)
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode) or not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EACCES, "not a regular file")
+            linux.syscall(linux.NR_FACCESSAT2, fd, b"", os.X_OK, linux.AT_EMPTY_PATH | linux.AT_EACCESS)
+        finally:
+            os.close(fd)
+        return 0, None
+
+    def _at_parent(self, path: bytes, fn):
+        parent, name = self._parent(path)
+        try:
+            return fn(parent, name)
+        finally:
+            os.close(parent)
+
+    def op_mkdir(self, path: bytes, mode: int):
+        self._at_parent(path, lambda d, n: os.mkdir(n, mode, dir_fd=d))
+        return 0, None
+
+    def op_mknod(self, path: bytes, mode: int, dev: int):
+        if stat.S_IFMT(mode) in (stat.S_IFCHR, stat.S_IFBLK):
+            raise OSError(errno.EPERM, "device nodes cannot be created in the sandbox")
+        self._at_parent(path, lambda d, n: os.mknod(n, mode, dev, dir_fd=d))
+        return 0, None
+
+    def op_symlink(self, target: bytes, path: bytes):
+        self._at_parent(path, lambda d, n: os.symlink(target, n, dir_fd=d))
+        return 0, None
+
+    def op_unlink(self, path: bytes, rmdir: bool):
+        if rmdir:
+            self._at_parent(path, lambda d, n: os.rmdir(n, dir_fd=d))
+        else:
+            self._at_parent(path, lambda d, n: os.unlink(n, dir_fd=d))
+        return 0, None
+
+    def op_rename(self, old: bytes, new: bytes, flags: int):
+        op, on = self._parent(old)
+        try:
+            self._at_parent(new, lambda d, n: linux.renameat2(op, on, d, n, flags))
+        finally:
+            os.close(op)
+        return 0, None
+
+    def op_link(self, old: bytes, new: bytes, follow: bool):
+        src = self._resolve(old, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
+        try:
+            self._at_parent(new, lambda d, n: linux.syscall(
+                linux.NR_LINKAT, src, b"", d, n, linux.AT_EMPTY_PATH))
+        finally:
+            os.close(src)
+        return 0, None
+
+    def op_chmod(self, path: bytes, mode: int, follow: bool):
+        fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
+        try:
+            linux.fchmodat2(fd, b"", mode, linux.AT_EMPTY_PATH)
+        finally:
+            os.close(fd)
+        return 0, None
+
+    def op_chown(self, path: bytes, uid: int, gid: int, follow: bool):
+        fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
+        try:
+            linux.syscall(linux.NR_FCHOWNAT, fd, b"", uid, gid, linux.AT_EMPTY_PATH)
+        finally:
+            os.close(fd)
+        return 0, None
+
+    def op_utimens(self, path: bytes, times: str | None, follow: bool):
+        fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
+        try:
+            raw = protocol.raw_from_wire(times) if times is not None else None
+            linux.utimensat(fd, b"", raw, linux.AT_EMPTY_PATH)
+        finally:
+            os.close(fd)
+        return 0, None
+
+    def op_truncate(self, path: bytes, length: int):
+        fd = self._resolve(path, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, length)
+        finally:
+            os.close(fd)
+        return 0, None
+
+    # -- loop ------------------------------------------------------------------
+    _PATH_ARGS = ("path", "old", "new", "target")
+
+    def serve(self) -> None:
+        while True:
+            req, _fd = protocol.recv(self.sock)
+            if req is None:
+                return
+            op = req.pop("op")
+            creds = req.pop("creds", None)
+            for key in self._PATH_ARGS:
+                if key in req:
+                    req[key] = protocol.path_from_wire(req[key])
+            try:
+                if creds is not None:
+                    self._set_creds(creds)
+                result, fd = getattr(self, "op_" + op)(**req)
+            except OSError as e:
+                protocol.send(self.sock, {"errno": e.errno or errno.EIO})
+                continue
+            try:
+                protocol.send(self.sock, {"ok": result}, fd)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+
+
+def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict],
+        bundle: str, ready_w: int) -> None:
+    """Body of the gofer process (never returns). Reports readiness or a one-line error
+    on ready_w, then serves until the sentry closes the socket."""
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        synthetic = mounts.build_tree(rootfs, readonly, mount_list, bundle)
+        gofer = Gofer(sock)
+    except (mounts.MountError, OSError) as e:
+        os.write(ready_w, ("error:" + str(e)).encode())
+        os._exit(1)
+    os.write(ready_w, ("ok:" + ",".join(synthetic)).encode())
+    os.close(ready_w)
+    gofer.serve()
+    os._exit(0)

@@ -1,0 +1,1 @@
+"""runsc-py: an OCI runtime that runs workloads under a Python sentry."""

@@ -1,0 +1,273 @@
+"""The runc-compatible command line (click)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+
+import click
+
+from runsc_py import launcher, logs, spec
+from runsc_py.errors import UserError
+from runsc_py.state import Container, list_ids
+
+log = logging.getLogger("runsc-py")
+DEFAULT_ROOT = "/run/runsc-py"
+
+
+def _root(ctx: click.Context) -> str:
+    return ctx.obj["root"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", default=DEFAULT_ROOT, show_default=True,
+              help="Directory for container state.")
+@click.option("--log", "log_path", default=None, help="Log file.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
+@click.option("--debug", is_flag=True, help="Log debug messages.")
+@click.option("--systemd-cgroup", is_flag=True, help="Accepted for runc compatibility.")
+@click.option("--platform", type=click.Choice(["seccomp"]), default="seccomp",
+              help="How syscalls reach the sentry.")
+@click.pass_context
+def cli(ctx: click.Context, root: str, log_path: str | None, log_format: str, debug: bool,
+        systemd_cgroup: bool, platform: str) -> None:
+    """runsc-py: run OCI containers under a Python sentry (a gVisor-style sandbox)."""
+    logs.setup(log_path, log_format, debug)
+    ctx.obj = {"root": os.path.abspath(root), "platform": platform}
+
+
+@cli.command("spec")
+@click.option("--bundle", "-b", default=".", help="Where to write config.json.")
+@click.option("--rootless", is_flag=True, help="Accepted for runc compatibility.")
+def spec_cmd(bundle: str, rootless: bool) -> None:
+    """Write a default config.json."""
+    path = os.path.join(bundle, "config.json")
+    if os.path.exists(path):
+        raise UserError("File config.json exists. Remove it first")
+    try:
+        with open(path, "w") as f:
+            json.dump(spec.default_spec(), f, indent="\t")
+            f.write("\n")
+    except OSError as e:
+        raise UserError(f"writing {path}: {e.strerror}") from None
+
+
+def _create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | None,
+            detach: bool) -> tuple[Container, int]:
+    container = Container(_root(ctx), container_id)
+    bundle = os.path.abspath(bundle)
+    doc = spec.load(bundle)
+    if container.exists():
+        raise UserError(f"container with id {container_id!r} already exists")
+    cfg = spec.to_sandbox_config(doc, bundle, container_id, container.dir)
+    container.create_dir()
+    pid = 0
+    try:
+        pid, gofer_pid, init_pid = launcher.launch(cfg, detach)
+        container.record(bundle, cfg.rootfs, pid, gofer_pid, init_pid,
+                         doc.get("ociVersion", "1.0.2"), doc.get("annotations") or {})
+        if pid_file:
+            tmp = pid_file + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(str(pid))
+            os.rename(tmp, pid_file)
+    except BaseException as e:
+        if pid:
+            launcher.kill_and_wait({"pid": pid, "pid_start": None})
+        container.remove_dir()
+        if isinstance(e, OSError):
+            raise UserError(f"creating container {container_id!r}: {e}") from None
+        raise
+    log.info("created container %s (sentry pid %d)", container_id, pid)
+    return container, pid
+
+
+@cli.command()
+@click.option("--bundle", "-b", default=".", help="Path to the OCI bundle.")
+@click.option("--pid-file", default=None, help="Write the container's pid here.")
+@click.option("--console-socket", default=None, help="Not supported yet.")
+@click.option("--no-pivot", is_flag=True, hidden=True)
+@click.option("--no-new-keyring", is_flag=True, hidden=True)
+@click.option("--preserve-fds", default=0, type=int, hidden=True)
+@click.argument("container_id", metavar="ID")
+@click.pass_context
+def create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | None,
+           console_socket: str | None, **_runc_flags) -> None:
+    """Create a container; it waits for `start`."""
+    if console_socket:
+        raise UserError("--console-socket is not supported yet")
+    _create(ctx, container_id, bundle, pid_file, detach=True)
+
+
+def _start(container: Container) -> None:
+    status = container.status(container.load())
+    if status == "stopped":
+        raise UserError("cannot start a container that has stopped")
+    if status == "running":
+        raise UserError("cannot start an already running container")
+    reply = launcher.control(container, {"op": "start"})
+    if "error" in reply:
+        raise UserError(reply["error"])
+
+
+@cli.command()
+@click.argument("container_id", metavar="ID")
+@click.pass_context
+def start(ctx: click.Context, container_id: str) -> None:
+    """Start a created container."""
+    _start(Container(_root(ctx), container_id))
+
+
+@cli.command()
+@click.option("--bundle", "-b", default=".", help="Path to the OCI bundle.")
+@click.option("--pid-file", default=None)
+@click.option("--detach", "-d", is_flag=True, help="Do not wait for the container.")
+@click.option("--console-socket", default=None, hidden=True)
+@click.argument("container_id", metavar="ID")
+@click.pass_context
+def run(ctx: click.Context, container_id: str, bundle: str, pid_file: str | None,
+        detach: bool, console_socket: str | None) -> int:
+    """Create and start a container, attached to this terminal's stdio; exit with its status."""
+    container, pid = _create(ctx, container_id, bundle, pid_file, detach=detach)
+    forward = {s: signal.signal(s, lambda sig, _f: os.kill(pid, sig))
+               for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                         signal.SIGUSR1, signal.SIGUSR2)} if not detach else {}
+    try:
+        _start(container)
+    except UserError:
+        launcher.kill_and_wait(container.load())
+        container.remove_dir()
+        raise
+    if detach:
+        return 0
+    _, status = os.waitpid(pid, 0)
+    for s, h in forward.items():
+        signal.signal(s, h)
+    container.remove_dir()
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+@cli.command()
+@click.argument("container_id", metavar="ID")
+@click.pass_context
+def state(ctx: click.Context, container_id: str) -> None:
+    """Print the container's state (OCI JSON)."""
+    click.echo(json.dumps(Container(_root(ctx), container_id).oci_state(), indent="  "))
+
+
+def parse_signal(value: str) -> int:
+    if value.isdigit():
+        num = int(value)
+        if 0 < num < signal.NSIG:
+            return num
+        raise UserError(f"invalid signal {value!r}")
+    name = value.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise UserError(f"invalid signal {value!r}") from None
+
+
+@cli.command()
+@click.option("--all", "-a", "all_", is_flag=True, help="Accepted for runc compatibility.")
+@click.argument("container_id", metavar="ID")
+@click.argument("signal_name", metavar="[SIGNAL]", default="SIGTERM")
+@click.pass_context
+def kill(ctx: click.Context, container_id: str, signal_name: str, all_: bool) -> None:
+    """Send a signal (number or name, default TERM) to the container's init."""
+    container = Container(_root(ctx), container_id)
+    sig = parse_signal(signal_name)
+    st = container.load()
+    if container.status(st) == "stopped":
+        raise UserError("container not running")
+    # The sentry forwards every catchable signal to the workload's init; SIGKILL ends the
+    # sentry, and the workload and gofer die with it.
+    try:
+        os.kill(st["pid"], sig)
+    except ProcessLookupError:
+        raise UserError("container not running") from None
+
+
+@cli.command()
+@click.option("--force", "-f", is_flag=True, help="Kill the container if it is running.")
+@click.argument("container_id", metavar="ID")
+@click.pass_context
+def delete(ctx: click.Context, container_id: str, force: bool) -> None:
+    """Delete a container's state (and its processes, with --force or when created)."""
+    container = Container(_root(ctx), container_id)
+    if not container.exists():
+        if force:
+            return
+        raise UserError(f"container {container_id!r} does not exist")
+    st = container.load()
+    status = container.status(st)
+    if status == "running" and not force:
+        raise UserError(f"cannot delete container {container_id} that is not stopped: running")
+    launcher.kill_and_wait(st)
+    container.remove_dir()
+
+
+@cli.command("list")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--quiet", "-q", is_flag=True, help="Print IDs only.")
+@click.pass_context
+def list_cmd(ctx: click.Context, fmt: str, quiet: bool) -> None:
+    """List containers."""
+    states = []
+    for cid in list_ids(_root(ctx)):
+        try:
+            states.append(Container(_root(ctx), cid).oci_state())
+        except UserError:
+            continue
+    if quiet:
+        for s in states:
+            click.echo(s["id"])
+    elif fmt == "json":
+        click.echo(json.dumps(states))
+    else:
+        click.echo(f"{'ID':<20} {'PID':<8} {'STATUS':<10} {'BUNDLE':<30} CREATED")
+        for s in states:
+            click.echo(f"{s['id']:<20} {s['pid']:<8} {s['status']:<10} {s['bundle']:<30} "
+                       f"{s['created']}")
+
+
+@cli.command()
+def syscalls() -> None:
+    """Print the syscall table: what is passed through, emulated or denied."""
+    import errno as errno_mod
+
+    from syscalls.table import DEFAULT_ERRNO, TABLE, Kind
+    click.echo(f"{'NR':>4}  {'NAME':<26} {'CLASS':<12} ERRNO")
+    for sc in TABLE.values():
+        err = errno_mod.errorcode[sc.errno] if sc.kind is Kind.DENY else ""
+        rules = "".join(f"  ({errno_mod.errorcode[r.errno]} when arg{r.arg} "
+                        f"{'has any of' if r.any_bit else '&' + hex(r.mask) + ' =='} "
+                        f"{hex(r.mask if r.any_bit else r.value)})" for r in sc.arg_rules)
+        click.echo(f"{sc.nr:>4}  {sc.name:<26} {sc.kind.value:<12} {err}{rules}")
+    click.echo(f"every other number: deny {errno_mod.errorcode[DEFAULT_ERRNO]}")
+
+
+def main() -> None:
+    try:
+        rv = cli.main(prog_name="runsc-py", standalone_mode=False)
+    except UserError as e:
+        log.error("%s", e)
+        click.echo(f"runsc-py: {e}", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.Abort:
+        sys.exit(130)
+    except click.ClickException as e:
+        click.echo(f"runsc-py: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

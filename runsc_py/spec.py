@@ -1,0 +1,153 @@
+"""The OCI config.json: loading, validation and translation into a SandboxConfig."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+from importlib import resources
+
+from runsc_py.errors import UserError
+from sentry.config import SandboxConfig
+
+CAPABILITIES = [
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN",
+    "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE",
+    "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME",
+    "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
+    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
+    "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+]
+_NAMESPACE_TYPES = {"pid", "network", "ipc", "uts", "mount", "user", "cgroup", "time"}
+
+
+def default_spec() -> dict:
+    return json.loads(resources.files("runsc_py").joinpath("default-spec.json").read_text())
+
+
+_TYPE_NAMES = {str: "a string", list: "a list", dict: "an object", int: "an integer",
+               bool: "a boolean"}
+
+
+def _expect(value, typ: type, where: str):
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise UserError(f"config.json: {where} must be {_TYPE_NAMES[typ]}")
+    return value
+
+
+def _string_list(value, where: str) -> list[str]:
+    _expect(value, list, where)
+    for i, item in enumerate(value):
+        _expect(item, str, f"{where}[{i}]")
+        if "\0" in item:
+            raise UserError(f"config.json: {where}[{i}] contains a NUL byte")
+    return value
+
+
+def _capability(name: str, where: str) -> int:
+    short = name.upper().removeprefix("CAP_")
+    if short not in CAPABILITIES:
+        raise UserError(f"config.json: {where}: unknown capability {name!r}")
+    return CAPABILITIES.index(short)
+
+
+def load(bundle: str) -> dict:
+    if not os.path.isdir(bundle):
+        raise UserError(f"bundle {bundle!r} does not exist or is not a directory")
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            spec = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"config.json not found in bundle {bundle!r}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"config.json is not valid JSON: {e}") from None
+    except OSError as e:
+        raise UserError(f"reading {path}: {e.strerror}") from None
+    return _expect(spec, dict, "the document")
+
+
+def to_sandbox_config(spec: dict, bundle: str, container_id: str,
+                      state_dir: str) -> SandboxConfig:
+    """Validate spec; a SandboxConfig. Every problem is a UserError naming the field."""
+    bundle = os.path.abspath(bundle)
+    process = _expect(spec.get("process"), dict, "process")
+    if "args" not in process:
+        raise UserError("config.json: process.args is missing")
+    args = _string_list(process["args"], "process.args")
+    if not args or not args[0]:
+        raise UserError("config.json: process.args must not be empty")
+    env = _string_list(process.get("env", []), "process.env")
+    cwd = _expect(process.get("cwd", "/"), str, "process.cwd") or "/"
+    if not cwd.startswith("/"):
+        raise UserError("config.json: process.cwd must be an absolute path")
+    user = _expect(process.get("user", {}), dict, "process.user")
+    uid = _expect(user.get("uid", 0), int, "process.user.uid")
+    gid = _expect(user.get("gid", 0), int, "process.user.gid")
+    gids = user.get("additionalGids") or []
+    for i, g in enumerate(_expect(gids, list, "process.user.additionalGids")):
+        _expect(g, int, f"process.user.additionalGids[{i}]")
+    umask = user.get("umask")
+    if umask is not None:
+        _expect(umask, int, "process.user.umask")
+    caps = {}
+    for kind, names in _expect(process.get("capabilities") or {}, dict,
+                               "process.capabilities").items():
+        where = f"process.capabilities.{kind}"
+        caps[kind] = [_capability(n, where) for n in _string_list(names, where)]
+    rlimits = []
+    for i, rl in enumerate(_expect(process.get("rlimits") or [], list, "process.rlimits")):
+        where = f"process.rlimits[{i}]"
+        _expect(rl, dict, where)
+        kind = _expect(rl.get("type"), str, where + ".type")
+        if not kind.startswith("RLIMIT_") or not hasattr(resource, kind):
+            raise UserError(f"config.json: {where}: unknown rlimit {kind!r}")
+        soft = _expect(rl.get("soft"), int, where + ".soft")
+        hard = _expect(rl.get("hard"), int, where + ".hard")
+        rlimits.append((getattr(resource, kind), soft, hard))
+
+    root = _expect(spec.get("root"), dict, "root")
+    root_path = _expect(root.get("path"), str, "root.path")
+    rootfs = os.path.normpath(os.path.join(bundle, root_path))
+    if not os.path.isdir(rootfs):
+        raise UserError(f"rootfs {rootfs!r} does not exist or is not a directory")
+    readonly = _expect(root.get("readonly", False), bool, "root.readonly")
+
+    mounts = []
+    for i, m in enumerate(_expect(spec.get("mounts") or [], list, "mounts")):
+        where = f"mounts[{i}]"
+        _expect(m, dict, where)
+        dest = _expect(m.get("destination"), str, where + ".destination")
+        if not dest.startswith("/"):
+            raise UserError(f"config.json: {where}.destination must be an absolute path")
+        _expect(m.get("type", ""), str, where + ".type")
+        _expect(m.get("source", ""), str, where + ".source")
+        _string_list(m.get("options") or [], where + ".options")
+        mounts.append(m)
+
+    linux = _expect(spec.get("linux") or {}, dict, "linux")
+    ns_paths = {}
+    for i, ns in enumerate(_expect(linux.get("namespaces") or [], list, "linux.namespaces")):
+        where = f"linux.namespaces[{i}]"
+        _expect(ns, dict, where)
+        ns_type = _expect(ns.get("type"), str, where + ".type")
+        if ns_type not in _NAMESPACE_TYPES:
+            raise UserError(f"config.json: {where}: unknown namespace type {ns_type!r}")
+        path = _expect(ns.get("path", ""), str, where + ".path")
+        if path and ns_type in ("network", "ipc", "uts"):
+            if not os.path.exists(path):
+                raise UserError(f"config.json: {where}: namespace path {path!r} does not exist")
+            ns_paths[ns_type] = path
+    hostname = _expect(spec.get("hostname", ""), str, "hostname")
+    domainname = _expect(spec.get("domainname", ""), str, "domainname")
+    if len(hostname.encode()) > 64 or len(domainname.encode()) > 64:
+        raise UserError("config.json: hostname and domainname are limited to 64 bytes")
+    _expect(spec.get("annotations") or {}, dict, "annotations")
+    return SandboxConfig(
+        container_id=container_id, bundle=bundle, rootfs=rootfs, readonly_root=readonly,
+        mounts=mounts, hostname=hostname or container_id[:63] or "localhost",
+        domainname=domainname, args=args, env=env, cwd=cwd, uid=uid, gid=gid,
+        additional_gids=list(gids), umask=umask, capabilities=caps, rlimits=rlimits,
+        no_new_privs=_expect(process.get("noNewPrivileges", False), bool,
+                             "process.noNewPrivileges"),
+        namespace_paths=ns_paths, state_dir=state_dir)

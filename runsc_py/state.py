@@ -1,0 +1,117 @@
+"""Container state on disk: one directory per container under --root."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+
+from runsc_py.errors import UserError
+
+MAX_ID_BYTES = 1024
+STATE_FILE = "state.json"
+STARTED_MARK = "started"  # written by the sentry when `start` releases the workload
+
+
+def validate_id(container_id: str) -> str:
+    """runc's rule of thumb: an ID is a single, plain path component."""
+    if not container_id:
+        raise UserError("container ID must not be empty")
+    if "\0" in container_id:
+        raise UserError("invalid container ID: contains a NUL byte")
+    if "/" in container_id or container_id in (".", "..") or ".." in container_id:
+        raise UserError(f"invalid container ID {container_id!r}: must not contain '/' or '..'")
+    if len(container_id.encode("utf-8", "surrogateescape")) > MAX_ID_BYTES:
+        raise UserError(f"invalid container ID: longer than {MAX_ID_BYTES} bytes")
+    return container_id
+
+
+def process_start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rpartition(b") ")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Container:
+    def __init__(self, root: str, container_id: str) -> None:
+        self.id = validate_id(container_id)
+        self.root = root
+        self.dir = os.path.join(root, container_id)
+
+    # -- lifecycle of the directory -------------------------------------------
+    def create_dir(self) -> None:
+        try:
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create state root {self.root!r}: {e.strerror}") from None
+        try:
+            os.mkdir(self.dir, 0o711)
+        except FileExistsError:
+            raise UserError(f"container with id {self.id!r} already exists") from None
+        except OSError as e:
+            raise UserError(f"cannot create state for {self.id!r}: {e.strerror}") from None
+
+    def remove_dir(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def exists(self) -> bool:
+        return os.path.isfile(os.path.join(self.dir, STATE_FILE))
+
+    # -- state.json --------------------------------------------------------------
+    def save(self, state: dict) -> None:
+        tmp = os.path.join(self.dir, STATE_FILE + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.rename(tmp, os.path.join(self.dir, STATE_FILE))
+
+    def load(self) -> dict:
+        try:
+            with open(os.path.join(self.dir, STATE_FILE)) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            raise UserError(f"container {self.id!r} does not exist") from None
+
+    def status(self, state: dict) -> str:
+        pid = state.get("pid", 0)
+        if not pid or process_start_time(pid) != state.get("pid_start"):
+            return "stopped"
+        if os.path.exists(os.path.join(self.dir, STARTED_MARK)):
+            return "running"
+        return "created"
+
+    def oci_state(self) -> dict:
+        """The runtime spec's state object, as `runc state` prints it."""
+        state = self.load()
+        status = self.status(state)
+        return {
+            "ociVersion": state.get("ociVersion", "1.0.2"),
+            "id": self.id,
+            "pid": state["pid"] if status != "stopped" else 0,
+            "status": status,
+            "bundle": state["bundle"],
+            "rootfs": state["rootfs"],
+            "created": state["created"],
+            "owner": "",
+            "annotations": state.get("annotations") or {},
+        }
+
+    def record(self, bundle: str, rootfs: str, pid: int, gofer_pid: int, init_pid: int,
+               oci_version: str, annotations: dict) -> None:
+        self.save({
+            "ociVersion": oci_version, "id": self.id, "bundle": bundle, "rootfs": rootfs,
+            "pid": pid, "pid_start": process_start_time(pid), "gofer_pid": gofer_pid,
+            "init_pid": init_pid,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat()
+            .replace("+00:00", "Z"),
+            "annotations": annotations,
+        })
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(root)
+                      if os.path.isfile(os.path.join(root, n, STATE_FILE)))
+    except FileNotFoundError:
+        return []

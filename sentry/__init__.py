@@ -1,0 +1,1 @@
+"""The sentry: runs the workload and answers its trapped syscalls."""

@@ -1,0 +1,27 @@
+"""What the sentry needs to start a sandbox, already validated by the OCI front end."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SandboxConfig:
+    container_id: str
+    bundle: str
+    rootfs: str  # absolute host path
+    readonly_root: bool
+    mounts: list[dict]
+    hostname: str
+    domainname: str
+    args: list[str]
+    env: list[str]
+    cwd: str
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list[int] = field(default_factory=list)
+    umask: int | None = None
+    capabilities: dict[str, list[int]] = field(default_factory=dict)
+    rlimits: list[tuple[int, int, int]] = field(default_factory=list)
+    no_new_privs: bool = False
+    namespace_paths: dict[str, str] = field(default_factory=dict)  # type -> path to join
+    state_dir: str = ""

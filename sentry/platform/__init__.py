@@ -1,0 +1,1 @@
+"""Platforms: how the workload's syscalls reach the sentry (see DESIGN.md)."""

@@ -1,0 +1,155 @@
+"""The workload's init, from fork to execve: namespaces, the read-only view of the
+container tree, rlimits, the seccomp filter, user and capabilities, then the wait for
+`start`. Runs in the child the sentry forks inside the new PID namespace."""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import resource
+import signal
+import socket
+import struct
+import sys
+
+from gofer import linux
+from sentry.config import SandboxConfig
+from sentry.platform import seccomp
+
+_NS_FLAGS = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC,
+             "network": linux.CLONE_NEWNET}
+_CAP_VERSION_3 = 0x20080522
+
+
+def _capset(effective: int, permitted: int, inheritable: int) -> None:
+    header = struct.pack("Ii", _CAP_VERSION_3, 0)
+    data = struct.pack("6I", effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF,
+                       inheritable & 0xFFFFFFFF, effective >> 32, permitted >> 32,
+                       inheritable >> 32)
+    linux.syscall(linux.NR_CAPSET, ctypes.create_string_buffer(header, 8),
+                  ctypes.create_string_buffer(data, 24))
+
+
+def _mask(caps: list[int]) -> int:
+    m = 0
+    for c in caps:
+        m |= 1 << c
+    return m
+
+
+def _last_cap() -> int:
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        return int(f.read())
+
+
+def reset_signals() -> None:
+    """What Python changed (SIGPIPE ignored, SIGINT handled) must not reach the workload."""
+    for sig in range(1, signal.NSIG):
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _enter_namespaces(cfg: SandboxConfig, mnt_ns_fd: int) -> None:
+    new = 0
+    for ns_type, flag in _NS_FLAGS.items():
+        path = cfg.namespace_paths.get(ns_type)
+        if path:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                linux.setns(fd, flag)
+            finally:
+                os.close(fd)
+        else:
+            new |= flag
+    linux.unshare(new)
+    if "uts" not in cfg.namespace_paths:
+        linux.sethostname(cfg.hostname)
+        if cfg.domainname:
+            linux.setdomainname(cfg.domainname)
+    # A private copy of the gofer's tree (rooted at the container root), read-only: the
+    # workload loads executables from it natively and writes only through the gofer.
+    linux.setns(mnt_ns_fd, linux.CLONE_NEWNS)
+    linux.unshare(linux.CLONE_NEWNS)
+    linux.mount_setattr_readonly("/")
+    if "network" not in cfg.namespace_paths:
+        _loopback_up()
+
+
+def _loopback_up() -> None:
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+
+
+def _set_user_and_caps(cfg: SandboxConfig, last_cap: int) -> None:
+    caps = cfg.capabilities
+    bounding = _mask(caps.get("bounding", []))
+    for cap in range(last_cap + 1):
+        if not bounding >> cap & 1:
+            linux.prctl(linux.PR_CAPBSET_DROP, cap)
+    linux.prctl(linux.PR_SET_KEEPCAPS, 1)  # keep permitted caps across the uid change
+    os.setgroups(cfg.additional_gids)
+    os.setresgid(cfg.gid, cfg.gid, cfg.gid)
+    os.setresuid(cfg.uid, cfg.uid, cfg.uid)
+    linux.prctl(linux.PR_SET_KEEPCAPS, 0)
+    _capset(_mask(caps.get("effective", [])), _mask(caps.get("permitted", [])),
+            _mask(caps.get("inheritable", [])))
+    linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
+    for cap in caps.get("ambient", []):
+        try:
+            linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, cap)
+        except OSError:
+            pass  # not permitted and inheritable: the kernel refuses, as under runc
+    # A uid change clears the parent-death signal: set it again.
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def run(cfg: SandboxConfig, exe: str, mnt_ns_fd: int, sock: socket.socket, start_r: int,
+        sentry_pid: int) -> None:
+    """Never returns. Reports "ok" with the notification descriptor, or "error:..."."""
+    try:
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != 0 and os.getppid() != sentry_pid:
+            os._exit(1)
+        reset_signals()
+        last_cap = _last_cap()  # the host's /proc is out of reach once in the container
+        _enter_namespaces(cfg, mnt_ns_fd)
+        os.close(mnt_ns_fd)
+        os.chdir(cfg.cwd)
+        for kind, soft, hard in cfg.rlimits:
+            resource.setrlimit(kind, (soft, hard))
+        if cfg.umask is not None:
+            os.umask(cfg.umask)
+        notify_fd = seccomp.install_filter(cfg.no_new_privs)
+    except Exception as e:  # report the cause to the sentry, which reports it to the user
+        msg = f"error:setting up the container: {e}"
+        try:
+            sock.send(msg.encode())
+        finally:
+            os._exit(1)
+    # From here every syscall is filtered: only passthrough ones until the sentry answers
+    # (after "ready"); an emulated one before that would deadlock.
+    socket.send_fds(sock, [b"ok"], [notify_fd])
+    os.close(notify_fd)
+    try:
+        _set_user_and_caps(cfg, last_cap)
+    except OSError as e:
+        sock.send(f"error:setting user and capabilities: {e}".encode())
+        os._exit(1)
+    sock.send(b"ready")
+    sock.close()
+    if os.read(start_r, 1) != b"s":
+        os._exit(1)  # the sentry went away or deleted the container before start
+    os.close(start_r)
+    try:
+        os.execve(exe, cfg.args, dict(e.split("=", 1) for e in cfg.env if "=" in e))
+    except OSError as e:
+        sys.stderr.write(f"runsc-py: exec {cfg.args[0]}: {e.strerror}\n")
+        os._exit(127)

@@ -1,0 +1,83 @@
+"""What a syscall handler sees: the interface every platform implements.
+
+Handlers never know which platform runs them. They read arguments and workload memory,
+then answer exactly once: reply(value), fail(errno), install_fd(fd) or passthrough().
+An OSError raised by a handler is answered as fail(its errno).
+"""
+from __future__ import annotations
+
+import abc
+import errno
+
+PATH_MAX = 4096
+
+
+class TargetGone(Exception):
+    """The trapped syscall no longer waits for an answer (the thread died or was
+    interrupted): drop it without answering."""
+
+
+class SyscallContext(abc.ABC):
+    nr: int
+    args: tuple[int, int, int, int, int, int]
+    pid: int  # the calling thread, as the sentry sees it (host pid namespace)
+    kernel: object  # the sentry's virtual kernel (hostname, gofer, procfs, ...)
+
+    @abc.abstractmethod
+    def read(self, addr: int, size: int) -> bytes: ...
+
+    @abc.abstractmethod
+    def write(self, addr: int, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def reply(self, value: int) -> None: ...
+
+    @abc.abstractmethod
+    def fail(self, err: int) -> None: ...
+
+    @abc.abstractmethod
+    def install_fd(self, fd: int, cloexec: bool) -> None:
+        """Install fd (the sentry's copy, closed by the caller) in the workload and
+        answer the syscall with its number there."""
+
+    @abc.abstractmethod
+    def passthrough(self) -> None:
+        """Let the host kernel run the syscall as it is."""
+
+    def read_cstring(self, addr: int, limit: int = PATH_MAX) -> bytes:
+        """A NUL-terminated string from workload memory (ENAMETOOLONG past limit)."""
+        if addr == 0:
+            raise OSError(errno.EFAULT, "null pointer")
+        out = b""
+        while len(out) < limit:
+            chunk = 4096 - (addr + len(out)) % 4096  # never cross a page in one read
+            data = self.read(addr + len(out), chunk)
+            nul = data.find(b"\0")
+            if nul >= 0:
+                return out + data[:nul]
+            out += data
+            if len(data) < chunk:
+                raise OSError(errno.EFAULT, "bad address")
+        raise OSError(errno.ENAMETOOLONG, "path too long")
+
+    def creds(self) -> tuple[int, int, list[int], int]:
+        """(fsuid, fsgid, groups, umask) of the calling thread, for the gofer."""
+        status = self.status()
+        return (int(status["Uid"].split()[3]), int(status["Gid"].split()[3]),
+                [int(g) for g in status.get("Groups", "").split()], int(status["Umask"], 8))
+
+    def real_ids(self) -> tuple[int, int]:
+        status = self.status()
+        return int(status["Uid"].split()[0]), int(status["Gid"].split()[0])
+
+    def status(self) -> dict[str, str]:
+        cached = getattr(self, "_status", None)
+        if cached is None:
+            try:
+                with open(f"/proc/{self.pid}/status") as f:
+                    cached = dict(line.rstrip("\n").split(":\t", 1) for line in f
+                                  if ":\t" in line)
+            except OSError:
+                raise TargetGone() from None
+            self._status = cached
+        return cached

@@ -1,0 +1,73 @@
+"""Turning a workload's (dirfd, path) into an absolute path inside the container.
+
+The kernel shows the sentry a workload's cwd and descriptors (/proc/PID/cwd, fd/N) as
+paths from the root of the mount namespace they live in, which is the container root (the
+workload's and the gofer's namespaces are both rooted there), so the joined path is a
+container path that the gofer resolves again inside the root.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import posixpath
+
+from syscalls.context import SyscallContext, TargetGone
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+AT_SYMLINK_FOLLOW = 0x400
+AT_EMPTY_PATH = 0x1000
+_DELETED = b" (deleted)"
+
+
+def as_int(value: int) -> int:
+    """A 32-bit signed argument (dirfd, fd) from its 64-bit register."""
+    return ctypes.c_int(value & 0xFFFFFFFF).value
+
+
+def cwd_path(ctx: SyscallContext) -> bytes:
+    try:
+        return os.readlink(f"/proc/{ctx.pid}/cwd".encode())
+    except OSError:
+        raise TargetGone() from None
+
+
+def fd_path(ctx: SyscallContext, fd: int) -> bytes:
+    """The container path a workload descriptor refers to (EBADF if none)."""
+    if fd < 0:
+        raise OSError(errno.EBADF, "bad file descriptor")
+    try:
+        target = os.readlink(f"/proc/{ctx.pid}/fd/{fd}".encode())
+    except FileNotFoundError:
+        raise OSError(errno.EBADF, "bad file descriptor") from None
+    if not target.startswith(b"/"):
+        raise OSError(errno.ENOTDIR, "not a directory")  # pipe:[..], socket:[..], ...
+    if target.endswith(_DELETED):
+        raise OSError(errno.ENOENT, "deleted")
+    return target
+
+
+def read_path(ctx: SyscallContext, addr: int) -> bytes:
+    return ctx.read_cstring(addr)
+
+
+def absolute(ctx: SyscallContext, dirfd: int, path: bytes) -> bytes:
+    """dirfd/path as an absolute container path; /proc paths are prepared by the sentry."""
+    if not path:
+        raise OSError(errno.ENOENT, "empty path")
+    if not path.startswith(b"/"):
+        base = cwd_path(ctx) if as_int(dirfd) == AT_FDCWD else fd_path(ctx, as_int(dirfd))
+        path = base.rstrip(b"/") + b"/" + path
+    procfs = getattr(ctx.kernel, "procfs", None)
+    if procfs is not None:
+        norm = posixpath.normpath(path)
+        if norm == b"/proc" or norm.startswith(b"/proc/"):
+            trailing = b"/" if path.endswith(b"/") and norm != b"/" else b""
+            path = procfs.prepare(ctx, norm) + trailing
+    return path
+
+
+def at(ctx: SyscallContext, dirfd: int, addr: int) -> bytes:
+    return absolute(ctx, dirfd, read_path(ctx, addr))
