@@ -23,7 +23,8 @@ def send(sock: socket.socket, obj: dict, fd: int | None = None) -> None:
 
 def recv(sock: socket.socket) -> tuple[dict | None, int | None]:
     """One message and its descriptor; (None, None) when the peer has gone."""
-    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 1)
+    # CLOEXEC: a received descriptor must never leak into a child the receiver forks.
+    data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 1, socket.MSG_CMSG_CLOEXEC)
     if not data:
         for fd in fds:
             os.close(fd)

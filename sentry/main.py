@@ -131,7 +131,7 @@ class Sentry:
         peer.close()
         os.close(start_r)
         os.close(mnt_ns_fd)
-        msg, fds, _, _ = socket.recv_fds(sock, 4096, 1)
+        msg, fds, _, _ = socket.recv_fds(sock, 4096, 1, socket.MSG_CMSG_CLOEXEC)
         if msg != b"ok" or not fds:
             raise SetupError(msg.decode(errors="replace")[len("error:"):] or
                              "the workload's init failed to start")

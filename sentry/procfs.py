@@ -145,7 +145,7 @@ class ProcFS:
             self.refresh_pid(ns_pid)
         k = self.kernel
         self._write(self.dirfd, "version",
-                    f"{k.sysname} version {k.release} (runsc-py) {k.version}\n".encode())
+                    f"{k.sysname} version {k.release} {k.version}\n".encode())
 
     def prepare(self, ctx: SyscallContext, path: bytes) -> bytes:
         """Bring the snapshot of path (normalised, under /proc) up to date; the path to

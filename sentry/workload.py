@@ -111,6 +111,15 @@ def _set_user_and_caps(cfg: SandboxConfig, last_cap: int) -> None:
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _close_other_fds(keep: set[int]) -> None:
+    """Only stdio reaches the workload, whatever the sentry held when it forked."""
+    low = 3
+    for fd in sorted(k for k in keep if k >= 3):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
 def run(cfg: SandboxConfig, exe: str, mnt_ns_fd: int, sock: socket.socket, start_r: int,
         sentry_pid: int) -> None:
     """Never returns. Reports "ok" with the notification descriptor, or "error:..."."""
@@ -122,6 +131,7 @@ def run(cfg: SandboxConfig, exe: str, mnt_ns_fd: int, sock: socket.socket, start
         last_cap = _last_cap()  # the host's /proc is out of reach once in the container
         _enter_namespaces(cfg, mnt_ns_fd)
         os.close(mnt_ns_fd)
+        _close_other_fds({0, 1, 2, sock.fileno(), start_r})
         os.chdir(cfg.cwd)
         for kind, soft, hard in cfg.rlimits:
             resource.setrlimit(kind, (soft, hard))

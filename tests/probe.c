@@ -1,0 +1,162 @@
+/* A small syscall interpreter for tests: each operation (from argv, or one per line on
+ * stdin with "-") runs one syscall and prints "op: result", the result being a value or
+ * the errno name. Built static by the test fixtures and run natively and in sandboxes. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/sysmacros.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static long parse_flags(const char *s) {
+    static const struct { const char *n; long v; } names[] = {
+        {"rdonly", O_RDONLY}, {"wronly", O_WRONLY}, {"rdwr", O_RDWR}, {"creat", O_CREAT},
+        {"excl", O_EXCL}, {"trunc", O_TRUNC}, {"append", O_APPEND},
+        {"directory", O_DIRECTORY}, {"nofollow", O_NOFOLLOW}, {"path", O_PATH},
+        {"cloexec", O_CLOEXEC}, {"nonblock", O_NONBLOCK}, {"tmpfile", O_TMPFILE},
+        {"beneath", RESOLVE_BENEATH}, {"in_root", RESOLVE_IN_ROOT},
+        {"no_symlinks", RESOLVE_NO_SYMLINKS}, {"no_magiclinks", RESOLVE_NO_MAGICLINKS},
+    };
+    long v = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, "|"); tok; tok = strtok(NULL, "|")) {
+        int found = 0;
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (!strcmp(tok, names[i].n)) { v |= names[i].v; found = 1; }
+        if (!found) v |= strtol(tok, NULL, 0);
+    }
+    return v;
+}
+
+static void result(const char *op, long r) {
+    if (r < 0) printf("%s: %s\n", op, strerrorname_np(errno));
+    else printf("%s: %ld\n", op, r);
+}
+
+static const char *ftype(mode_t m) {
+    return S_ISREG(m) ? "file" : S_ISDIR(m) ? "dir" : S_ISLNK(m) ? "symlink" :
+           S_ISCHR(m) ? "chr" : S_ISBLK(m) ? "blk" : S_ISFIFO(m) ? "fifo" : "sock";
+}
+
+/* Runs one operation; returns the number of arguments it consumed. */
+static int run(char **a, int n) {
+    const char *op = a[0];
+#define NEED(k) if (n < (k) + 1) { printf("%s: missing arguments\n", op); return n - 1; }
+    if (!strcmp(op, "open")) { NEED(3) result(op, open(a[1], parse_flags(a[2]), strtol(a[3], 0, 8))); return 3; }
+    if (!strcmp(op, "openat")) { NEED(4) result(op, openat(atoi(a[1]), a[2], parse_flags(a[3]), strtol(a[4], 0, 8))); return 4; }
+    if (!strcmp(op, "openat2")) {
+        NEED(4) struct open_how how = {.flags = parse_flags(a[3]), .resolve = parse_flags(a[4])};
+        result(op, syscall(SYS_openat2, atoi(a[1]), a[2], &how, sizeof how)); return 4;
+    }
+    if (!strcmp(op, "creat")) { NEED(2) result(op, creat(a[1], strtol(a[2], 0, 8))); return 2; }
+    if (!strcmp(op, "close")) { NEED(1) result(op, close(atoi(a[1]))); return 1; }
+    if (!strcmp(op, "read")) {
+        NEED(2) char buf[65536]; long want = atol(a[2]);
+        if (want > (long)sizeof buf) want = sizeof buf;
+        long r = read(atoi(a[1]), buf, want);
+        if (r < 0) result(op, r); else printf("read: %ld %.*s\n", r, (int)r, buf);
+        return 2;
+    }
+    if (!strcmp(op, "write")) { NEED(2) result(op, write(atoi(a[1]), a[2], strlen(a[2]))); return 2; }
+    if (!strcmp(op, "stat") || !strcmp(op, "lstat")) {
+        NEED(1) struct stat st;
+        int r = op[0] == 's' ? stat(a[1], &st) : lstat(a[1], &st);
+        if (r < 0) result(op, r);
+        else printf("%s: %s %o %lld %ld\n", op, ftype(st.st_mode), st.st_mode & 07777,
+                    (long long)st.st_size, (long)st.st_nlink);
+        return 1;
+    }
+    if (!strcmp(op, "readlink")) {
+        NEED(1) char buf[4096]; long r = readlink(a[1], buf, sizeof buf);
+        if (r < 0) result(op, r); else printf("readlink: %.*s\n", (int)r, buf);
+        return 1;
+    }
+    if (!strcmp(op, "readlinkat")) {
+        NEED(2) char buf[4096]; long r = readlinkat(atoi(a[1]), a[2], buf, sizeof buf);
+        if (r < 0) result(op, r); else printf("readlinkat: %.*s\n", (int)r, buf);
+        return 2;
+    }
+    if (!strcmp(op, "ls")) {
+        NEED(1) DIR *d = opendir(a[1]);
+        if (!d) { result(op, -1); return 1; }
+        printf("ls:");
+        for (struct dirent *e; (e = readdir(d));) printf(" %s", e->d_name);
+        printf("\n"); closedir(d); return 1;
+    }
+    if (!strcmp(op, "mkdir")) { NEED(2) result(op, mkdir(a[1], strtol(a[2], 0, 8))); return 2; }
+    if (!strcmp(op, "rmdir")) { NEED(1) result(op, rmdir(a[1])); return 1; }
+    if (!strcmp(op, "unlink")) { NEED(1) result(op, unlink(a[1])); return 1; }
+    if (!strcmp(op, "rename")) { NEED(2) result(op, rename(a[1], a[2])); return 2; }
+    if (!strcmp(op, "renameat")) { NEED(4) result(op, renameat(atoi(a[1]), a[2], atoi(a[3]), a[4])); return 4; }
+    if (!strcmp(op, "symlink")) { NEED(2) result(op, symlink(a[1], a[2])); return 2; }
+    if (!strcmp(op, "link")) { NEED(2) result(op, link(a[1], a[2])); return 2; }
+    if (!strcmp(op, "chmod")) { NEED(2) result(op, chmod(a[1], strtol(a[2], 0, 8))); return 2; }
+    if (!strcmp(op, "truncate")) { NEED(2) result(op, truncate(a[1], atol(a[2]))); return 2; }
+    if (!strcmp(op, "access")) { NEED(2) result(op, access(a[1], atoi(a[2]))); return 2; }
+    if (!strcmp(op, "chdir")) { NEED(1) result(op, chdir(a[1])); return 1; }
+    if (!strcmp(op, "fchdir")) { NEED(1) result(op, fchdir(atoi(a[1]))); return 1; }
+    if (!strcmp(op, "chroot")) { NEED(1) result(op, chroot(a[1])); return 1; }
+    if (!strcmp(op, "getcwd")) {
+        char buf[4096];
+        if (!getcwd(buf, sizeof buf)) result(op, -1); else printf("getcwd: %s\n", buf);
+        return 0;
+    }
+    if (!strcmp(op, "mknod")) { NEED(2) result(op, mknod(a[1], strtol(a[2], 0, 8), makedev(1, 3))); return 2; }
+    if (!strcmp(op, "mount")) { NEED(3) result(op, mount(a[1], a[2], a[3], 0, NULL)); return 3; }
+    if (!strcmp(op, "kexec_load")) { result(op, syscall(SYS_kexec_load, 0, 0, 0, 0)); return 0; }
+    if (!strcmp(op, "unshare")) { result(op, unshare(CLONE_NEWNS)); return 0; }
+    if (!strcmp(op, "clone_newns")) {
+        long r = syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
+        if (r == 0) _exit(0);
+        if (r > 0) waitpid(r, NULL, 0);
+        result(op, r > 0 ? 0 : r); return 0;
+    }
+    if (!strcmp(op, "x32_getpid")) { result(op, syscall(39 | 0x40000000)); return 0; }
+    if (!strcmp(op, "int80_getpid")) {
+        pid_t c = fork();
+        if (c == 0) { long r; __asm__ volatile("int $0x80" : "=a"(r) : "a"(20)); _exit(r == -ENOSYS ? 3 : 4); }
+        int st; waitpid(c, &st, 0);
+        printf("int80_getpid: %s\n", WIFSIGNALED(st) ? "killed" : WEXITSTATUS(st) == 3 ? "ENOSYS" : "ran");
+        return 0;
+    }
+    if (!strcmp(op, "getpid")) { result(op, getpid()); return 0; }
+    if (!strcmp(op, "getppid")) { result(op, getppid()); return 0; }
+    if (!strcmp(op, "uname")) {
+        struct utsname u; uname(&u);
+        printf("uname: %s %s %s %s %s\n", u.sysname, u.nodename, u.release, u.version, u.machine);
+        return 0;
+    }
+    if (!strcmp(op, "sethostname")) { NEED(1) result(op, sethostname(a[1], strlen(a[1]))); return 1; }
+    if (!strcmp(op, "exec")) { NEED(1) execl(a[1], a[1], (char *)NULL); result(op, -1); return 1; }
+    if (!strcmp(op, "sleep")) { NEED(1) sleep(atoi(a[1])); return 1; }
+    if (!strcmp(op, "echo")) { NEED(1) printf("echo: %s\n", a[1]); return 1; }
+    printf("%s: unknown operation\n", op);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 2 && !strcmp(argv[1], "-")) {
+        char line[8192];
+        while (fgets(line, sizeof line, stdin)) {
+            char *words[16]; int n = 0;
+            for (char *t = strtok(line, " \t\n"); t && n < 16; t = strtok(NULL, " \t\n")) words[n++] = t;
+            if (n) run(words, n);
+        }
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) i += run(argv + i, argc - i);
+    return 0;
+}
