@@ -101,13 +101,19 @@ def _mount_one(rootfd: int, m: dict, bundle: str, synthetic: list[str]) -> None:
         except OSError as e:
             raise MountError(f"bind mount source {source!r} for {dest}: {e.strerror}") from None
         fd = make_mountpoint(rootfd, dest, stat.S_ISDIR(st.st_mode))
-        target = f"/proc/self/fd/{fd}"
         try:
-            linux.mount(source, target, None, linux.MS_BIND | (flags & linux.MS_REC))
+            linux.mount(source, f"/proc/self/fd/{fd}", None,
+                        linux.MS_BIND | (flags & linux.MS_REC))
             extra = flags & ~(linux.MS_BIND | linux.MS_REC)
             if extra:
-                # Read-only and the like only take effect on a bind remount.
-                linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | extra)
+                # Read-only and the like take effect on a remount of the new mount, which
+                # the descriptor taken before mounting does not name.
+                os.close(fd)
+                fd = _resolve_in_root(rootfd, dest, os.O_PATH)
+                linux.mount(None, f"/proc/self/fd/{fd}", None,
+                            linux.MS_REMOUNT | linux.MS_BIND | extra)
+        except OSError as e:
+            raise MountError(f"bind mount of {source!r} at {dest}: {e.strerror}") from None
         finally:
             os.close(fd)
         return
@@ -163,7 +169,10 @@ def build_tree(rootfs: str, readonly: bool, mounts: list[dict], bundle: str) -> 
     synthetic: list[str] = []
     try:
         for m in mounts:
-            _mount_one(rootfd, m, bundle, synthetic)
+            try:
+                _mount_one(rootfd, m, bundle, synthetic)
+            except OSError as e:  # creating the mount point
+                raise MountError(f"mount at {m['destination']}: {e.strerror}") from None
         _make_devices(rootfd)
     finally:
         os.close(rootfd)

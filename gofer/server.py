@@ -266,8 +266,11 @@ def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict]
     try:
         synthetic = mounts.build_tree(rootfs, readonly, mount_list, bundle)
         gofer = Gofer(sock)
-    except (mounts.MountError, OSError) as e:
-        os.write(ready_w, ("error:" + str(e)).encode())
+    except mounts.MountError as e:
+        os.write(ready_w, f"error:{e}".encode())
+        os._exit(1)
+    except OSError as e:
+        os.write(ready_w, f"error:setting up the container filesystem: {e.strerror}".encode())
         os._exit(1)
     os.write(ready_w, ("ok:" + ",".join(synthetic)).encode())
     os.close(ready_w)

@@ -1,0 +1,151 @@
+"""Fixtures: real busybox bundles, the C probe, a private --root per test, and runc."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+RUNSC_PY = [sys.executable, "-m", "runsc_py.cli"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _require_root():
+    if os.geteuid() != 0:
+        pytest.exit("the tests run real sandboxes and need root", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def probe_bin(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("probe") / "probe"
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(REPO / "tests" / "probe.c")],
+                   check=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def rootfs_template(tmp_path_factory, probe_bin) -> Path:
+    """A busybox-static rootfs with the probe; copied into each bundle."""
+    root = tmp_path_factory.mktemp("template") / "rootfs"
+    for d in ("bin", "dev", "etc", "proc", "sys", "tmp", "root", "home"):
+        (root / d).mkdir(parents=True)
+    (root / "tmp").chmod(0o1777)
+    shutil.copy(BUSYBOX, root / "bin" / "busybox")
+    shutil.copy(probe_bin, root / "bin" / "probe")
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox" and not (root / "bin" / applet).exists():
+            (root / "bin" / applet).symlink_to("busybox")
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+                                         "user:x:1000:1000:user:/home:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\nuser:x:1000:\n")
+    return root
+
+
+def default_spec() -> dict:
+    from runsc_py.spec import default_spec as spec
+    s = spec()
+    s["process"]["terminal"] = False
+    return s
+
+
+class Bundle:
+    def __init__(self, path: Path, spec: dict) -> None:
+        self.path = path
+        self.rootfs = path / "rootfs"
+        self.spec = spec
+
+    def write(self) -> Bundle:
+        (self.path / "config.json").write_text(json.dumps(self.spec, indent=1))
+        return self
+
+    def set_args(self, *args: str) -> Bundle:
+        self.spec["process"]["args"] = list(args)
+        return self.write()
+
+
+@pytest.fixture
+def make_bundle(tmp_path, rootfs_template):
+    counter = iter(range(1000))
+
+    def make(*args: str, readonly: bool = True, **top) -> Bundle:
+        path = tmp_path / f"bundle{next(counter)}"
+        path.mkdir()
+        shutil.copytree(rootfs_template, path / "rootfs", symlinks=True)
+        spec = default_spec()
+        spec["root"]["readonly"] = readonly
+        spec["process"]["args"] = list(args) or ["true"]
+        spec.update(top)
+        return Bundle(path, spec).write()
+
+    return make
+
+
+class Runtime:
+    """runsc-py with a private --root; deletes what its tests leave behind."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def cmd(self, *args: str) -> list[str]:
+        return [*RUNSC_PY, "--root", str(self.root), *args]
+
+    def __call__(self, *args: str, input: str | bytes | None = None, timeout: float = 60,
+                 **kw) -> subprocess.CompletedProcess:
+        text = not isinstance(input, bytes)
+        return subprocess.run(self.cmd(*args), input=input, capture_output=True, text=text,
+                              timeout=timeout, cwd=kw.pop("cwd", REPO), **kw)
+
+    def run(self, bundle: Bundle, *args: str, **kw) -> subprocess.CompletedProcess:
+        cid = "t-" + uuid.uuid4().hex[:10]
+        return self("run", "--bundle", str(bundle.path), *args, cid, **kw)
+
+    def cleanup(self) -> None:
+        if not self.root.exists():
+            return
+        for cid in os.listdir(self.root):
+            self("delete", "--force", cid)
+
+
+@pytest.fixture
+def runsc(tmp_path):
+    rt = Runtime(tmp_path / "state")
+    yield rt
+    rt.cleanup()
+
+
+@pytest.fixture
+def runc(tmp_path):
+    """Run a bundle under runc, the reference for what a container should see."""
+    if not shutil.which("runc"):
+        pytest.fail("runc is not installed (the test set-up installs it from Debian)")
+    root = tmp_path / "runc-state"
+
+    def run(bundle: Bundle, **kw) -> subprocess.CompletedProcess:
+        cid = "r-" + uuid.uuid4().hex[:10]
+        try:
+            return subprocess.run(["runc", "--root", str(root), "run", "--bundle",
+                                   str(bundle.path), cid], capture_output=True, text=True,
+                                  timeout=60, **kw)
+        finally:
+            subprocess.run(["runc", "--root", str(root), "delete", "--force", cid],
+                           capture_output=True)
+
+    return run
+
+
+def probe_lines(out: str) -> dict[str, list[str]]:
+    """Probe output as {op: [result, ...]} in order."""
+    results: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        op, _, value = line.partition(": ")
+        results.setdefault(op, []).append(value)
+    return results

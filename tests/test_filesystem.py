@@ -1,0 +1,115 @@
+"""Path-based syscalls go through the gofer: round trips checked against the rootfs on the
+host and against runc for the same operations."""
+from __future__ import annotations
+
+from conftest import probe_lines
+
+TMPFS = {"destination": "/work", "type": "tmpfs", "source": "tmpfs",
+         "options": ["mode=1777"]}
+
+
+def test_round_trip_through_the_gofer(runsc, make_bundle):
+    bundle = make_bundle("sh", "-c", """
+        set -e
+        cd /tmp
+        echo hello > f
+        cat f
+        mkdir -p d/e
+        mv f d/e/g
+        cat d/e/g
+        echo more >> d/e/g
+        wc -l < d/e/g
+        ln -s e/g d/link
+        readlink d/link
+        cat d/link | head -1
+        ln d/e/g hard
+        stat -c '%h %s' hard
+        chmod 600 hard
+        stat -c '%a' d/e/g
+        rm d/link hard
+        ls d/e
+        touch -d '2001-02-03 04:05:06' d/e/g
+        stat -c '%Y' d/e/g
+        truncate -s 3 d/e/g
+        cat d/e/g; echo
+        rm -r d
+        ls -A /tmp
+        echo done
+    """, readonly=False)
+    r = runsc.run(bundle)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n") == [
+        "hello", "hello", "2", "e/g", "hello", "2 11", "600", "g", "981173106", "hel",
+        "done", ""]
+    assert list((bundle.rootfs / "tmp").iterdir()) == []
+
+
+def test_writes_reach_the_bundle_rootfs(runsc, make_bundle):
+    bundle = make_bundle("sh", "-c", "echo written > /root/out; mkdir /root/dir", readonly=False)
+    assert runsc.run(bundle).returncode == 0
+    assert (bundle.rootfs / "root" / "out").read_text() == "written\n"
+    assert (bundle.rootfs / "root" / "dir").is_dir()
+
+
+def test_readonly_root_gives_erofs(runsc, runc, make_bundle):
+    ops = ("probe", "mkdir", "/newdir", "755", "creat", "/newfile", "644", "unlink",
+           "/bin/sh", "rename", "/bin", "/bin2", "symlink", "x", "/l", "chmod", "/bin", "700",
+           "truncate", "/bin/busybox", "0", "open", "/etc/passwd", "wronly", "0",
+           "open", "/etc/passwd", "rdonly", "0")
+    bundle = make_bundle(*ops, readonly=True)
+    got = probe_lines(runsc.run(bundle).stdout)
+    assert got == probe_lines(runc(bundle).stdout)
+    assert got["mkdir"] == got["creat"] == got["unlink"] == got["rename"] == ["EROFS"]
+    assert got["open"] == ["EROFS", "3"]
+
+
+def test_tmpfs_mount_is_writable_in_a_readonly_root(runsc, make_bundle):
+    bundle = make_bundle("sh", "-c", "echo x > /work/f && cat /work/f", mounts=[TMPFS])
+    r = runsc.run(bundle)
+    assert r.stdout == "x\n", r.stderr
+
+
+def test_bind_mounts_and_readonly_bind_mounts(runsc, make_bundle, tmp_path):
+    host = tmp_path / "shared"
+    host.mkdir()
+    (host / "in").write_text("from host\n")
+    mounts = [{"destination": "/data", "type": "bind", "source": str(host),
+               "options": ["rbind", "rw"]},
+              {"destination": "/ro", "type": "bind", "source": str(host),
+               "options": ["rbind", "ro"]}]
+    bundle = make_bundle("sh", "-c", "cat /data/in; echo out > /data/out; "
+                         "echo no > /ro/x || echo refused", mounts=mounts)
+    r = runsc.run(bundle)
+    assert r.stdout == "from host\nrefused\n"
+    assert "Read-only file system" in r.stderr
+    assert (host / "out").read_text() == "out\n"
+
+
+def test_probe_operations_match_runc(runsc, runc, make_bundle):
+    ops = ("probe", "stat", "/bin", "lstat", "/bin/sh", "stat", "/bin/sh", "readlink",
+           "/bin/sh", "access", "/bin/busybox", "1", "access", "/nonexistent", "0",
+           "stat", "/etc/passwd/x", "chdir", "/tmp", "getcwd", "mkdir", "a", "700",
+           "mkdir", "a", "700", "stat", "a", "creat", "a/f", "640", "stat", "a/f",
+           "rename", "a/f", "a/g", "link", "a/g", "a/h", "stat", "a/h", "rmdir", "a",
+           "unlink", "a/g", "unlink", "a/h", "rmdir", "a", "chdir", "/nonexistent",
+           "chdir", "/etc/passwd", "readlink", "/bin", "ls", "/tmp")
+    bundle = make_bundle(*ops, readonly=False)
+    want = runc(bundle).stdout
+    assert runsc.run(bundle).stdout == want
+
+
+def test_device_nodes(runsc, runc, make_bundle):
+    bundle = make_bundle("sh", "-c", "echo gone > /dev/null && head -c 4 /dev/zero | wc -c "
+                         "&& ls /dev | sort | tr '\\n' ' '")
+    got = runsc.run(bundle)
+    assert got.returncode == 0, got.stderr
+    lines = got.stdout.splitlines()
+    assert lines[0] == "4"
+    assert {"null", "zero", "full", "random", "urandom", "tty"} <= set(lines[1].split())
+
+
+def test_a_thousand_stats_in_a_shell_loop(runsc, make_bundle):
+    bundle = make_bundle("sh", "-c", "i=0; while [ $i -lt 1000 ]; do [ -e /bin/sh ] || exit 1;"
+                         " i=$((i+1)); done; echo $i")
+    r = runsc.run(bundle, timeout=120)
+    assert r.stdout == "1000\n", r.stderr
