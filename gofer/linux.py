@@ -206,3 +206,8 @@ def utimensat(dirfd: int, path: str | bytes, times: bytes | None, flags: int) ->
 def renameat2(olddirfd: int, old: str | bytes, newdirfd: int, new: str | bytes,
               flags: int) -> None:
     syscall(NR_RENAMEAT2, olddirfd, _path(old), newdirfd, _path(new), flags)
+
+
+def faccess_fd(fd: int, mode: int, effective: bool) -> None:
+    """access(2) on what fd names (an O_PATH descriptor will do)."""
+    syscall(NR_FACCESSAT2, fd, b"", mode, AT_EMPTY_PATH | (AT_EACCESS if effective else 0))

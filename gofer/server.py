@@ -107,13 +107,13 @@ class Gofer:
                                               else 0))
         try:
             if flags & linux.AT_EACCESS:  # check with the effective (fs) ids, as set
-                linux.syscall(linux.NR_FACCESSAT2, fd, b"", mode, linux.AT_EMPTY_PATH | linux.AT_EACCESS)
+                linux.faccess_fd(fd, mode, effective=True)
             else:
                 # access() checks with the real ids: take them for the call.
                 os.setresgid(rgid, -1, -1)
                 os.setresuid(ruid, -1, -1)
                 try:
-                    linux.syscall(linux.NR_FACCESSAT2, fd, b"", mode, linux.AT_EMPTY_PATH)
+                    linux.faccess_fd(fd, mode, effective=False)
                 finally:
                     os.setresuid(0, -1, -1)
                     os.setresgid(0, -1, -1)
@@ -134,7 +134,7 @@ class Gofer:
         """chdir's checks: a directory, searchable by the caller."""
         fd = self._resolve(path, os.O_PATH | os.O_DIRECTORY)
         try:
-            linux.syscall(linux.NR_FACCESSAT2, fd, b"", os.X_OK, linux.AT_EMPTY_PATH | linux.AT_EACCESS)
+            linux.faccess_fd(fd, os.X_OK, effective=True)
         finally:
             os.close(fd)
         return 0, None
@@ -146,7 +146,7 @@ class Gofer:
             st = os.fstat(fd)
             if stat.S_ISDIR(st.st_mode) or not stat.S_ISREG(st.st_mode):
                 raise OSError(errno.EACCES, "not a regular file")
-            linux.syscall(linux.NR_FACCESSAT2, fd, b"", os.X_OK, linux.AT_EMPTY_PATH | linux.AT_EACCESS)
+            linux.faccess_fd(fd, os.X_OK, effective=True)
         finally:
             os.close(fd)
         return 0, None

@@ -11,7 +11,7 @@ class JSONFormatter(logging.Formatter):
         return json.dumps({
             "level": record.levelname.lower().replace("warning", "warn"),
             "msg": record.getMessage(),
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC)
             .isoformat().replace("+00:00", "Z"),
         })
 

@@ -103,7 +103,7 @@ class Container:
             "ociVersion": oci_version, "id": self.id, "bundle": bundle, "rootfs": rootfs,
             "pid": pid, "pid_start": process_start_time(pid), "gofer_pid": gofer_pid,
             "init_pid": init_pid,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat()
+            "created": datetime.datetime.now(datetime.UTC).isoformat()
             .replace("+00:00", "Z"),
             "annotations": annotations,
         })

@@ -8,8 +8,17 @@ import struct
 
 from gofer import protocol
 from syscalls.context import SyscallContext
-from syscalls.paths import (AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
-                            AT_SYMLINK_NOFOLLOW, as_int, at, fd_path, read_path)
+from syscalls.paths import (
+    AT_EMPTY_PATH,
+    AT_FDCWD,
+    AT_REMOVEDIR,
+    AT_SYMLINK_FOLLOW,
+    AT_SYMLINK_NOFOLLOW,
+    as_int,
+    at,
+    fd_path,
+    read_path,
+)
 
 RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 RESOLVE_BENEATH = 0x08

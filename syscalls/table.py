@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import enum
 import errno
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ptrace.syscall.linux import x86_64 as _ptrace_names
 
@@ -45,7 +45,7 @@ class Syscall:
 
 TIOCSTI = 0x5412  # pushes input into a terminal: on the caller's tty it would reach the host
 CLONE_NEW_ANY = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
-                 | 0x20000000 | 0x40000000 | 0x00000080)  # NS, CGROUP, UTS, IPC, USER, PID, NET, TIME
+                 | 0x20000000 | 0x40000000 | 0x00000080)  # NS CGROUP UTS IPC USER PID NET TIME
 
 # Safe on the host kernel as they are: they act on memory, descriptors the sandbox
 # already holds, its own namespaces (pid, ipc, uts, net) or its own credentials.

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
@@ -131,6 +132,13 @@ static int run(char **a, int n) {
         printf("int80_getpid: %s\n", WIFSIGNALED(st) ? "killed" : WEXITSTATUS(st) == 3 ? "ENOSYS" : "ran");
         return 0;
     }
+    if (!strcmp(op, "fds")) {
+        printf("fds:");
+        for (int fd = 0; fd < 4096; fd++) if (fcntl(fd, F_GETFD) >= 0) printf(" %d", fd);
+        printf("\n"); return 0;
+    }
+    if (!strcmp(op, "syscall")) { NEED(1) result(op, syscall(atol(a[1]), 0, 0, 0, 0, 0, 0)); return 1; }
+    if (!strcmp(op, "kill")) { NEED(2) result(op, kill(atoi(a[1]), atoi(a[2]))); return 2; }
     if (!strcmp(op, "getpid")) { result(op, getpid()); return 0; }
     if (!strcmp(op, "getppid")) { result(op, getppid()); return 0; }
     if (!strcmp(op, "uname")) {
