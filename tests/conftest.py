@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 RUNSC_PY = [sys.executable, "-m", "runsc_py.cli"]
 
 
@@ -33,21 +32,9 @@ def probe_bin(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def rootfs_template(tmp_path_factory, probe_bin) -> Path:
     """A busybox-static rootfs with the probe; copied into each bundle."""
-    root = tmp_path_factory.mktemp("template") / "rootfs"
-    for d in ("bin", "dev", "etc", "proc", "sys", "tmp", "root", "home"):
-        (root / d).mkdir(parents=True)
-    (root / "tmp").chmod(0o1777)
-    shutil.copy(BUSYBOX, root / "bin" / "busybox")
-    shutil.copy(probe_bin, root / "bin" / "probe")
-    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True,
-                             check=True).stdout.split()
-    for applet in applets:
-        if applet != "busybox" and not (root / "bin" / applet).exists():
-            (root / "bin" / applet).symlink_to("busybox")
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
-                                         "user:x:1000:1000:user:/home:/bin/sh\n")
-    (root / "etc" / "group").write_text("root:x:0:\nuser:x:1000:\n")
-    return root
+    from runsc_py.bundle import build_busybox_rootfs
+    return build_busybox_rootfs(tmp_path_factory.mktemp("template") / "rootfs",
+                                {"probe": probe_bin})
 
 
 def default_spec() -> dict:
