@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -88,8 +89,20 @@ class Runtime:
     def __call__(self, *args: str, input: str | bytes | None = None, timeout: float = 60,
                  **kw) -> subprocess.CompletedProcess:
         text = not isinstance(input, bytes)
-        return subprocess.run(self.cmd(*args), input=input, capture_output=True, text=text,
-                              timeout=timeout, cwd=kw.pop("cwd", REPO), **kw)
+        if "create" not in args:
+            return subprocess.run(self.cmd(*args), input=input, capture_output=True,
+                                  text=text, timeout=timeout, cwd=kw.pop("cwd", REPO), **kw)
+        # A created container keeps the caller's stdio (as under runc): give it files, not
+        # pipes, or reading the output would wait for the container to exit.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            r = subprocess.run(self.cmd(*args), input=input, stdout=out, stderr=err,
+                               timeout=timeout, cwd=kw.pop("cwd", REPO), **kw)
+            out.seek(0)
+            err.seek(0)
+            r.stdout, r.stderr = out.read(), err.read()
+        if text:
+            r.stdout, r.stderr = r.stdout.decode(), r.stderr.decode()
+        return r
 
     def run(self, bundle: Bundle, *args: str, **kw) -> subprocess.CompletedProcess:
         cid = "t-" + uuid.uuid4().hex[:10]
