@@ -156,22 +156,43 @@ class _IOVec(ctypes.Structure):
     _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 
 
+# Prototyped once, with iovecs and a buffer reused by every call: these run for nearly
+# every trapped syscall, and building ctypes objects per call costs more than the call.
+_vm_readv = _libc.process_vm_readv
+_vm_writev = _libc.process_vm_writev
+for _fn in (_vm_readv, _vm_writev):
+    _fn.restype = ctypes.c_ssize_t
+    _fn.argtypes = (ctypes.c_int, ctypes.POINTER(_IOVec), ctypes.c_ulong,
+                    ctypes.POINTER(_IOVec), ctypes.c_ulong, ctypes.c_ulong)
+_VM_BUF_SIZE = 1 << 16
+_vm_buf = ctypes.create_string_buffer(_VM_BUF_SIZE)
+_vm_local = _IOVec(ctypes.addressof(_vm_buf), 0)
+_vm_remote = _IOVec(0, 0)
+
+
 def process_vm_read(pid: int, addr: int, size: int) -> bytes:
     """Read up to size bytes of another process's memory (short on an unmapped page)."""
-    buf = ctypes.create_string_buffer(size)
-    local = _IOVec(ctypes.cast(buf, ctypes.c_void_p), size)
-    remote = _IOVec(addr, size)
-    n = syscall(NR_PROCESS_VM_READV, pid, ctypes.addressof(local), 1,
-                ctypes.addressof(remote), 1, 0)
-    return buf.raw[:n]
+    if size > _VM_BUF_SIZE:
+        return b"".join(process_vm_read(pid, addr + off, min(_VM_BUF_SIZE, size - off))
+                        for off in range(0, size, _VM_BUF_SIZE))
+    _vm_local.len = _vm_remote.len = size
+    _vm_remote.base = addr
+    n = _vm_readv(pid, _vm_local, 1, _vm_remote, 1, 0)
+    if n < 0:
+        _check(n)
+    return _vm_buf.raw[:n] if n < 4096 else ctypes.string_at(_vm_buf, n)
 
 
 def process_vm_write(pid: int, addr: int, data: bytes) -> int:
-    buf = ctypes.create_string_buffer(data, len(data))
-    local = _IOVec(ctypes.cast(buf, ctypes.c_void_p), len(data))
-    remote = _IOVec(addr, len(data))
-    return syscall(NR_PROCESS_VM_WRITEV, pid, ctypes.addressof(local), 1,
-                   ctypes.addressof(remote), 1, 0)
+    size = len(data)
+    if size > _VM_BUF_SIZE:
+        return sum(process_vm_write(pid, addr + off, data[off:off + _VM_BUF_SIZE])
+                   for off in range(0, size, _VM_BUF_SIZE))
+    ctypes.memmove(_vm_buf, data, size)
+    _vm_local.len = _vm_remote.len = size
+    _vm_remote.base = addr
+    n = _vm_writev(pid, _vm_local, 1, _vm_remote, 1, 0)
+    return _check(n)
 
 
 def fstatat_raw(dirfd: int, path: str | bytes, flags: int) -> bytes:

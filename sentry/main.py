@@ -278,7 +278,14 @@ def run(cfg: SandboxConfig, status_w: int, detach: bool) -> None:
         os._exit(1)
     os.write(status_w, f"ok:{sentry.gofer_pid}:{sentry.init_pid}".encode())
     os.close(status_w)
-    code = sentry.serve()
+    profile_path = os.environ.get("RUNSC_PY_PROFILE")  # bench/: where the sentry's time goes
+    if profile_path:
+        import cProfile
+        profiler = cProfile.Profile()
+        code = profiler.runcall(sentry.serve)
+        profiler.dump_stats(profile_path)
+    else:
+        code = sentry.serve()
     sentry.finish()
     log.info("container %s exited with status %d", cfg.container_id, code)
     logging.shutdown()

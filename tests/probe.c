@@ -18,6 +18,7 @@
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static long parse_flags(const char *s) {
@@ -139,6 +140,18 @@ static int run(char **a, int n) {
     }
     if (!strcmp(op, "syscall")) { NEED(1) result(op, syscall(atol(a[1]), 0, 0, 0, 0, 0, 0)); return 1; }
     if (!strcmp(op, "kill")) { NEED(2) result(op, kill(atoi(a[1]), atoi(a[2]))); return 2; }
+    if (!strcmp(op, "time")) {
+        /* time N OP ARGS...: run OP N times, print the mean ns per run (for bench/) */
+        NEED(2) long reps = atol(a[1]); struct timespec t0, t1; int used = 0;
+        int saved = dup(1); int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (long i = 0; i < reps; i++) used = run(a + 2, n - 2);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        fflush(stdout); dup2(saved, 1); close(saved); close(null);
+        printf("time: %.0f\n", ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / reps);
+        return used + 2;
+    }
     if (!strcmp(op, "getpid")) { result(op, getpid()); return 0; }
     if (!strcmp(op, "getppid")) { result(op, getppid()); return 0; }
     if (!strcmp(op, "uname")) {
