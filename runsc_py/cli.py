@@ -67,16 +67,18 @@ def _create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | 
     try:
         pid, gofer_pid, init_pid = launcher.launch(cfg, detach)
         container.record(bundle, cfg.rootfs, pid, gofer_pid, init_pid,
-                         doc.get("ociVersion", "1.0.2"), doc.get("annotations") or {})
+                         doc.get("ociVersion", "1.0.2"), doc.get("annotations") or {},
+                         cfg.cgroup_path)
         if pid_file:
             tmp = pid_file + ".tmp"
             with open(tmp, "w") as f:
                 f.write(str(pid))
             os.rename(tmp, pid_file)
     except BaseException as e:
-        if pid:
-            launcher.kill_and_wait({"pid": pid, "pid_start": None})
-        container.remove_dir()
+        if pid:  # created, then failed here: the sentry is our child
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        launcher.destroy(container, {"pid": 0, "cgroup_path": cfg.cgroup_path if pid else None})
         if isinstance(e, OSError):
             raise UserError(f"creating container {container_id!r}: {e}") from None
         raise
@@ -137,15 +139,14 @@ def run(ctx: click.Context, container_id: str, bundle: str, pid_file: str | None
     try:
         _start(container)
     except UserError:
-        launcher.kill_and_wait(container.load())
-        container.remove_dir()
+        launcher.destroy(container, container.load())
         raise
     if detach:
         return 0
     _, status = os.waitpid(pid, 0)
     for s, h in forward.items():
         signal.signal(s, h)
-    container.remove_dir()
+    launcher.destroy(container, container.load())
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 
@@ -208,8 +209,7 @@ def delete(ctx: click.Context, container_id: str, force: bool) -> None:
     status = container.status(st)
     if status == "running" and not force:
         raise UserError(f"cannot delete container {container_id} that is not stopped: running")
-    launcher.kill_and_wait(st)
-    container.remove_dir()
+    launcher.destroy(container, st)
 
 
 @cli.command("list")

@@ -12,6 +12,7 @@ import time
 from runsc_py.errors import UserError
 from runsc_py.state import Container, process_start_time
 from sentry import main as sentry_main
+from sentry.cgroup import Cgroup, CgroupError
 from sentry.config import SandboxConfig
 
 
@@ -63,19 +64,33 @@ def _pidfd(pid: int) -> int | None:
 
 
 def kill_and_wait(state: dict, timeout: float = 10.0) -> None:
-    """SIGKILL the sentry (its gofer and workload die with it) and wait for all three."""
-    pids = [p for p in (state.get("pid"), state.get("gofer_pid"), state.get("init_pid")) if p]
-    pidfds = [fd for fd in (_pidfd(p) for p in pids) if fd is not None]
+    """SIGKILL the sentry, if it still runs, and wait until it, its gofer and its workload
+    (which die with it) are gone."""
+    pid = state.get("pid") or 0
+    if pid <= 0 or process_start_time(pid) != state.get("pid_start"):
+        return  # gone already (or never started): never signal a recycled pid
+    # Taken while the sentry lives: its children's pids cannot have been reused yet.
+    pidfds = [fd for fd in (_pidfd(p) for p in (pid, state.get("gofer_pid"),
+                                                  state.get("init_pid")) if p) if fd is not None]
     try:
-        if process_start_time(state["pid"]) == state.get("pid_start"):
-            try:
-                os.kill(state["pid"], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         deadline = time.monotonic() + timeout
         for fd in pidfds:
-            remaining = max(0.0, deadline - time.monotonic())
-            select.select([fd], [], [], remaining)
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
     finally:
         for fd in pidfds:
             os.close(fd)
+
+
+def destroy(container: Container, state: dict) -> None:
+    """Kill the sandbox if it runs, then remove its cgroup and its state directory."""
+    kill_and_wait(state)
+    if state.get("cgroup_path"):
+        try:
+            Cgroup(state["cgroup_path"]).remove()
+        except CgroupError as e:
+            raise UserError(str(e)) from None
+    container.remove_dir()

@@ -7,6 +7,7 @@ import resource
 from importlib import resources
 
 from runsc_py.errors import UserError
+from sentry import cgroup
 from sentry.config import SandboxConfig
 
 CAPABILITIES = [
@@ -143,6 +144,12 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
     if len(hostname.encode()) > 64 or len(domainname.encode()) > 64:
         raise UserError("config.json: hostname and domainname are limited to 64 bytes")
     _expect(spec.get("annotations") or {}, dict, "annotations")
+    resources = _resources(_expect(linux.get("resources") or {}, dict, "linux.resources"))
+    try:
+        cgroup_path = cgroup.normalize_path(
+            _expect(linux.get("cgroupsPath") or "", str, "linux.cgroupsPath"), container_id)
+    except cgroup.CgroupError as e:
+        raise UserError(f"config.json: linux.cgroupsPath: {e}") from None
     return SandboxConfig(
         container_id=container_id, bundle=bundle, rootfs=rootfs, readonly_root=readonly,
         mounts=mounts, hostname=hostname or container_id[:63] or "localhost",
@@ -150,4 +157,35 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
         additional_gids=list(gids), umask=umask, capabilities=caps, rlimits=rlimits,
         no_new_privs=_expect(process.get("noNewPrivileges", False), bool,
                              "process.noNewPrivileges"),
-        namespace_paths=ns_paths, state_dir=state_dir)
+        namespace_paths=ns_paths, state_dir=state_dir, resources=resources,
+        cgroup_path=cgroup_path)
+
+
+def _optional_int(obj: dict, key: str, where: str) -> int | None:
+    value = obj.get(key)
+    return None if value is None else _expect(value, int, f"{where}.{key}")
+
+
+def _resources(res: dict) -> cgroup.Resources:
+    """linux.resources: memory, cpu and pids (devices, blockIO, ... are not enforced)."""
+    where = "linux.resources"
+    memory = _expect(res.get("memory") or {}, dict, where + ".memory")
+    cpu = _expect(res.get("cpu") or {}, dict, where + ".cpu")
+    pids = _expect(res.get("pids") or {}, dict, where + ".pids")
+    out = cgroup.Resources(
+        memory_limit=_optional_int(memory, "limit", where + ".memory"),
+        memory_swap=_optional_int(memory, "swap", where + ".memory"),
+        cpu_quota=_optional_int(cpu, "quota", where + ".cpu"),
+        cpu_period=_optional_int(cpu, "period", where + ".cpu"),
+        cpu_shares=_optional_int(cpu, "shares", where + ".cpu"),
+        cpus=_expect(cpu.get("cpus") or "", str, where + ".cpu.cpus") or None,
+        mems=_expect(cpu.get("mems") or "", str, where + ".cpu.mems") or None,
+        pids_limit=_optional_int(pids, "limit", where + ".pids"))
+    if out.memory_limit is not None and 0 <= out.memory_limit < 4 * 1024 * 1024:
+        raise UserError(f"config.json: {where}.memory.limit: at least 4 MiB is needed")
+    if out.cpus:
+        try:
+            cgroup.parse_cpu_list(out.cpus)
+        except ValueError:
+            raise UserError(f"config.json: {where}.cpu.cpus: invalid list {out.cpus!r}") from None
+    return out

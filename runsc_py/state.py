@@ -27,11 +27,16 @@ def validate_id(container_id: str) -> str:
 
 
 def process_start_time(pid: int) -> int | None:
+    """The start time of a live process (None when it is gone or a zombie, which runc
+    counts as stopped: the sentry is re-parented and may be reaped late)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rpartition(b") ")[2].split()[19])
-    except (OSError, ValueError, IndexError):
+            fields = f.read().rpartition(b") ")[2].split()
+    except OSError:
         return None
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
 
 
 class Container:
@@ -75,7 +80,8 @@ class Container:
 
     def status(self, state: dict) -> str:
         pid = state.get("pid", 0)
-        if not pid or process_start_time(pid) != state.get("pid_start"):
+        start = process_start_time(pid) if pid else None
+        if start is None or start != state.get("pid_start"):
             return "stopped"
         if os.path.exists(os.path.join(self.dir, STARTED_MARK)):
             return "running"
@@ -98,8 +104,9 @@ class Container:
         }
 
     def record(self, bundle: str, rootfs: str, pid: int, gofer_pid: int, init_pid: int,
-               oci_version: str, annotations: dict) -> None:
+               oci_version: str, annotations: dict, cgroup_path: str) -> None:
         self.save({
+            "cgroup_path": cgroup_path,
             "ociVersion": oci_version, "id": self.id, "bundle": bundle, "rootfs": rootfs,
             "pid": pid, "pid_start": process_start_time(pid), "gofer_pid": gofer_pid,
             "init_pid": init_pid,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sentry.cgroup import Resources
+
 
 @dataclass
 class SandboxConfig:
@@ -25,3 +27,5 @@ class SandboxConfig:
     no_new_privs: bool = False
     namespace_paths: dict[str, str] = field(default_factory=dict)  # type -> path to join
     state_dir: str = ""
+    resources: Resources = field(default_factory=Resources)
+    cgroup_path: str = ""  # below each hierarchy's root

@@ -1,13 +1,26 @@
-"""The virtual kernel the workload sees: identity, and the services handlers use."""
+"""The virtual kernel the workload sees: identity, memory and CPUs sized to its limits,
+and the services syscall handlers use (gofer, procfs)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+import uuid
+from dataclasses import dataclass, field
 
 from gofer.client import GoferClient
+from sentry.cgroup import Cgroup, parse_cpu_list
 
 # What gVisor reports (DESIGN.md): the workload never learns the host kernel.
 RELEASE = "4.4.0"
 VERSION = "#1 SMP Sun Jan 10 15:06:54 PST 2016"
+
+
+def _host_meminfo() -> dict[str, int]:
+    out = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            out[key] = int(rest.split()[0]) * 1024
+    return out
 
 
 @dataclass
@@ -19,4 +32,37 @@ class Kernel:
     release: str = RELEASE
     version: str = VERSION
     machine: str = "x86_64"
+    cgroup: Cgroup | None = None
+    gofer_pid: int = 0
     procfs: object = None
+    boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    # -- memory ------------------------------------------------------------------
+    def memory(self) -> dict[str, int]:
+        """Bytes: total, free, available, shared, buffers, cached, swap_total, swap_free.
+        Total is the cgroup limit (host memory without one); free is total - usage."""
+        host = _host_meminfo()
+        limit = self.cgroup.memory_limit() if self.cgroup else None
+        if limit is None or limit >= host["MemTotal"]:
+            return {"total": host["MemTotal"], "free": host["MemFree"],
+                    "available": host.get("MemAvailable", host["MemFree"]),
+                    "shared": host.get("Shmem", 0), "buffers": host.get("Buffers", 0),
+                    "cached": host.get("Cached", 0), "swap_total": host.get("SwapTotal", 0),
+                    "swap_free": host.get("SwapFree", 0)}
+        used = min(limit, self.cgroup.memory_usage())
+        return {"total": limit, "free": limit - used, "available": limit - used,
+                "shared": 0, "buffers": 0, "cached": 0, "swap_total": 0, "swap_free": 0}
+
+    # -- CPUs --------------------------------------------------------------------
+    def host_cpus(self) -> list[int]:
+        """Host CPU numbers the container may use (its cpuset, cut to its quota)."""
+        with open("/sys/devices/system/cpu/online") as f:
+            host = parse_cpu_list(f.read())
+        return self.cgroup.cpu_count(host) if self.cgroup else host
+
+    def cpu_count(self) -> int:
+        return len(self.host_cpus())
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started

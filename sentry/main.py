@@ -16,6 +16,7 @@ from gofer import linux
 from gofer import server as gofer_server
 from gofer.client import GoferClient, GoferGone
 from sentry import workload
+from sentry.cgroup import Cgroup, CgroupError
 from sentry.config import SandboxConfig
 from sentry.kernel import Kernel
 from sentry.platform.seccomp import SeccompPlatform
@@ -87,6 +88,7 @@ class Sentry:
         self.gofer_pid = 0
         self.init_pid = 0
         self.started = False
+        self.cgroup: Cgroup | None = None
 
     # -- creation --------------------------------------------------------------
     def _spawn_gofer(self) -> tuple[GoferClient, list[str]]:
@@ -130,6 +132,10 @@ class Sentry:
         self.init_pid = pid
         peer.close()
         os.close(start_r)
+        try:
+            self.cgroup.add(pid)  # before it can run anything of the workload's
+        except CgroupError as e:
+            raise SetupError(str(e)) from None
         os.close(mnt_ns_fd)
         msg, fds, _, _ = socket.recv_fds(sock, 4096, 1, socket.MSG_CMSG_CLOEXEC)
         if msg != b"ok" or not fds:
@@ -149,15 +155,22 @@ class Sentry:
         self.gofer = gofer
         exe = _find_executable(gofer, cfg)
         _ensure_cwd(gofer, cfg.cwd)
+        self.cgroup = Cgroup(cfg.cgroup_path)
+        try:
+            self.cgroup.create(cfg.resources)
+        except CgroupError as e:
+            self.cgroup = None
+            raise SetupError(str(e)) from None
         self.kernel = Kernel(gofer=gofer, hostname=cfg.hostname,
-                             domainname=cfg.domainname or "(none)")
-        proc_fd = None
-        if "/proc" in synthetic:
-            proc_fd = gofer.open(b"/proc", os.O_RDONLY | os.O_DIRECTORY)
+                             domainname=cfg.domainname or "(none)", cgroup=self.cgroup,
+                             gofer_pid=self.gofer_pid)
+        synthetic_fds = {p: gofer.open(p.encode(), os.O_RDONLY | os.O_DIRECTORY)
+                         for p in synthetic if p in ("/proc", "/sys")}
         notify_fd = self._spawn_workload(exe)
         self.platform = SeccompPlatform(notify_fd, self.kernel)
-        if proc_fd is not None:
-            self.kernel.procfs = ProcFS(proc_fd, self.init_pid, self.kernel)
+        if "/proc" in synthetic_fds:
+            self.kernel.procfs = ProcFS(synthetic_fds["/proc"], synthetic_fds.get("/sys"),
+                                        self.init_pid, self.kernel)
         self.state_fd, path = control_path(cfg.state_dir)
         self.control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.control.bind(path)
@@ -171,6 +184,11 @@ class Sentry:
                     os.waitpid(pid, 0)
                 except (ProcessLookupError, ChildProcessError):
                     pass
+        if self.cgroup is not None:
+            try:
+                self.cgroup.remove()
+            except CgroupError as e:
+                log.error("%s", e)
 
     # -- running ---------------------------------------------------------------
     def _forward_signal(self, sig: int, _frame) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ptrace.syscall.linux import x86_64 as _ptrace_names
 
-from syscalls import sys_file, sys_identity, sys_process
+from syscalls import sys_file, sys_identity, sys_process, sys_sysinfo
 
 
 class Kind(enum.Enum):
@@ -56,14 +56,14 @@ madvise shmget shmat shmctl dup dup2 pause nanosleep getitimer alarm setitimer g
 socket connect accept sendto recvfrom sendmsg recvmsg shutdown bind listen getsockname
 getpeername socketpair setsockopt getsockopt clone fork vfork exit wait4 kill semget semop
 semctl shmdt msgget msgsnd msgrcv msgctl fcntl flock fsync fdatasync ftruncate getdents getcwd
-fchmod fchown umask gettimeofday getrlimit getrusage sysinfo times getuid getgid setuid setgid
+fchmod fchown umask gettimeofday getrlimit getrusage times getuid getgid setuid setgid
 geteuid getegid setpgid getppid getpgrp setsid setreuid setregid getgroups setgroups setresuid
 getresuid setresgid getresgid getpgid setfsuid setfsgid getsid capget capset rt_sigpending
 rt_sigtimedwait rt_sigqueueinfo rt_sigsuspend sigaltstack personality fstatfs getpriority
 setpriority sched_setparam sched_getparam sched_setscheduler sched_getscheduler
 sched_get_priority_max sched_get_priority_min sched_rr_get_interval mlock munlock mlockall
 munlockall prctl arch_prctl setrlimit sync gettid readahead fsetxattr fgetxattr flistxattr
-fremovexattr tkill time futex sched_setaffinity sched_getaffinity set_thread_area io_setup
+fremovexattr tkill time futex sched_setaffinity set_thread_area io_setup
 io_destroy io_getevents io_submit io_cancel get_thread_area epoll_create remap_file_pages
 getdents64 set_tid_address restart_syscall semtimedop fadvise64 timer_create timer_settime
 timer_gettime timer_getoverrun timer_delete clock_gettime clock_getres clock_nanosleep
@@ -106,6 +106,7 @@ EMULATE: dict[str, Callable] = {
     "execve": sys_process.execve, "execveat": sys_process.execveat,
     "uname": sys_identity.uname, "sethostname": sys_identity.sethostname,
     "setdomainname": sys_identity.setdomainname,
+    "sysinfo": sys_sysinfo.sysinfo, "sched_getaffinity": sys_sysinfo.sched_getaffinity,
 }
 
 # Refused as gVisor refuses: EPERM for what a container must never do, ENOSYS for what the

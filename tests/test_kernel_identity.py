@@ -27,7 +27,7 @@ def test_hostname_matches_runc(runsc, runc, make_bundle):
 
 
 def _ps(out: str) -> list[tuple[str, str]]:
-    rows = [line.split(None, 3) for line in out.splitlines()[1:]]
+    rows = [line.split(None, 2) for line in out.splitlines()[1:]]
     return [(row[0], row[-1]) for row in rows]
 
 

@@ -1,0 +1,37 @@
+"""sysinfo(2) and sched_getaffinity(2): memory and CPUs as the container's limits size them."""
+from __future__ import annotations
+
+import errno
+import os
+import struct
+
+from syscalls.context import SyscallContext
+
+# struct sysinfo on x86_64 (112 bytes)
+_SYSINFO = struct.Struct("=q3Q6QH6x2QI4x")
+_LOAD_SHIFT = 1 << 16
+
+
+def sysinfo(ctx: SyscallContext) -> None:
+    k = ctx.kernel
+    mem = k.memory()
+    loads = os.getloadavg()
+    procs = len(k.procfs.to_host) if k.procfs is not None else 1
+    data = _SYSINFO.pack(int(k.uptime()), *(int(x * _LOAD_SHIFT) for x in loads),
+                         mem["total"], mem["free"], mem["shared"], mem["buffers"],
+                         mem["swap_total"], mem["swap_free"], min(procs, 0xFFFF), 0, 0, 1)
+    ctx.write(ctx.args[0], data)
+    ctx.reply(0)
+
+
+def sched_getaffinity(ctx: SyscallContext) -> None:
+    """The first N CPUs, N being the container's CPU count (its cpuset, cut to its quota)."""
+    pid, size, addr = ctx.args[0] & 0xFFFFFFFF, ctx.args[1], ctx.args[2]
+    nbytes = 8  # the kernel's cpumask size for up to 64 CPUs, in longs
+    if size < nbytes or size % 8:
+        raise OSError(errno.EINVAL, "bad size")
+    if pid and ctx.kernel.procfs is not None and ctx.kernel.procfs.host_pid(pid) is None:
+        raise OSError(errno.ESRCH, "no such process")
+    n = ctx.kernel.cpu_count()
+    ctx.write(addr, ((1 << n) - 1).to_bytes(nbytes, "little"))
+    ctx.reply(nbytes)
