@@ -401,7 +401,7 @@ class ProcFS:
         finally:
             os.close(sys_fd)
 
-    def refresh_listing(self, self_pid: int | None) -> None:
+    def refresh_listing(self, self_pid: int) -> None:
         self.scan()
         for name in os.listdir(self.dirfd):
             if name.isdigit() and int(name) not in self.to_host:
@@ -412,8 +412,6 @@ class ProcFS:
         for name in ("version", "meminfo", "cpuinfo", "stat", "uptime", "loadavg",
                      "filesystems", "cmdline", "mounts", "sys"):
             self._write_top(name)
-        if self_pid:
-            self._symlink(self.dirfd, "self", str(self_pid))
 
     def _sort_pid_dirs(self) -> None:
         """List pid directories in ascending order, as Linux does. A tmpfs directory lists
@@ -456,28 +454,31 @@ class ProcFS:
     # -- entry point for path-based syscalls -------------------------------------
     def prepare(self, ctx: SyscallContext, path: bytes) -> bytes:
         """Bring the snapshot of path (normalised, under /proc) up to date; the path to
-        resolve, with self and thread-self made concrete for the caller."""
+        resolve, with self and thread-self made concrete for the caller. The self and
+        thread-self links are re-pointed at the caller too, for paths that reach them
+        through a symlink (/proc/mounts -> self/mounts)."""
         parts = [p.decode("utf-8", "surrogateescape") for p in path.split(b"/")[2:]]
-        tgid = 0
-        if parts and parts[0] in ("self", "thread-self"):
-            tgid = self.translate(int(ctx.status()["Tgid"]))
-            if tgid == 0:
-                raise TargetGone()
-            if parts[0] == "self":
-                parts[0] = str(tgid)
-            else:
-                parts[0:1] = [str(tgid), "task", str(self.translate(ctx.pid))]
+        me = self.translate(int(ctx.status()["Tgid"]))
+        tid = self.translate(ctx.pid)
+        if me == 0 or tid == 0:
+            raise TargetGone()
+        if parts and parts[0] == "self":
+            parts[0] = str(me)
+        elif parts and parts[0] == "thread-self":
+            parts[0:1] = [str(me), "task", str(tid)]
+        self._symlink(self.dirfd, "self", str(me))
+        self._symlink(self.dirfd, "thread-self", f"{me}/task/{tid}")
         if not parts:
-            me = self.translate(int(ctx.status()["Tgid"]))
             self.refresh_listing(me)
         elif parts[0].isdigit():
             what = parts[1] if len(parts) > 1 else None
             extra_fd = None
-            if what == "fd" and len(parts) == 2:
-                caller = self.translate(int(ctx.status()["Tgid"]))
-                if caller == int(parts[0]):
-                    extra_fd = self._lowest_free_fd(ctx.pid)
+            if what == "fd" and len(parts) == 2 and me == int(parts[0]):
+                extra_fd = self._lowest_free_fd(ctx.pid)
             self.refresh_pid(int(parts[0]), what, extra_fd)
+        elif parts[0] == "mounts":
+            self._write_top("mounts")
+            self.refresh_pid(me, "mounts")
         else:
             self._write_top(parts[0])
         return ("/proc/" + "/".join(parts) if parts else "/proc").encode(

@@ -128,6 +128,7 @@ def run(cfg: SandboxConfig, exe: str, mnt_ns_fd: int, sock: socket.socket, start
         if os.getppid() != 0 and os.getppid() != sentry_pid:
             os._exit(1)
         reset_signals()
+        os.setsid()  # as runc: the container's init leads its own session and group
         last_cap = _last_cap()  # the host's /proc is out of reach once in the container
         _enter_namespaces(cfg, mnt_ns_fd)
         os.close(mnt_ns_fd)

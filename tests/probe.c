@@ -152,6 +152,27 @@ static int run(char **a, int n) {
         printf("time: %.0f\n", ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / reps);
         return used + 2;
     }
+    if (!strcmp(op, "alloc")) {
+        /* alloc MB: allocate and touch MB MiB, one MiB at a time */
+        NEED(1) long mb = atol(a[1]);
+        for (long i = 0; i < mb; i++) {
+            char *p = malloc(1 << 20);
+            if (!p) { result(op, -1); return 1; }
+            memset(p, 1, 1 << 20);
+        }
+        printf("alloc: %ld\n", mb); return 1;
+    }
+    if (!strcmp(op, "forkmany")) {
+        /* forkmany N: fork up to N children that wait; print how many forks succeeded */
+        NEED(1) long want = atol(a[1]), got = 0;
+        for (; got < want; got++) {
+            pid_t c = fork();
+            if (c < 0) break;
+            if (c == 0) { pause(); _exit(0); }
+        }
+        printf("forkmany: %ld%s%s\n", got, got < want ? " " : "", got < want ? strerrorname_np(errno) : "");
+        return 1;
+    }
     if (!strcmp(op, "getpid")) { result(op, getpid()); return 0; }
     if (!strcmp(op, "getppid")) { result(op, getppid()); return 0; }
     if (!strcmp(op, "uname")) {

@@ -1,0 +1,129 @@
+"""linux.resources enforced by cgroups and visible in every view, as gVisor shows them."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+from conftest import probe_lines
+
+MiB = 1024 * 1024
+
+
+def _resources(bundle, **res):
+    bundle.spec["linux"]["resources"] = res
+    return bundle.write()
+
+
+def _cgroup_dirs(path: str) -> list[str]:
+    from sentry.cgroup import Cgroup
+    return list(Cgroup(path).dirs().values())
+
+
+def test_free_shows_the_memory_limit(runsc, make_bundle):
+    bundle = _resources(make_bundle("sh", "-c", "free -m; grep MemTotal /proc/meminfo"),
+                        memory={"limit": 128 * MiB})
+    r = runsc.run(bundle)
+    lines = r.stdout.splitlines()
+    assert lines[1].split()[:2] == ["Mem:", "128"], r.stdout + r.stderr
+    assert lines[-1].split()[1] == str(128 * 1024)
+
+
+def test_sysinfo_agrees_with_meminfo(runsc, make_bundle):
+    # busybox free uses sysinfo(); /proc/meminfo is the file: both must say the limit.
+    bundle = _resources(make_bundle("sh", "-c", "free -k | sed -n 2p; head -1 /proc/meminfo"),
+                        memory={"limit": 256 * MiB})
+    out = runsc.run(bundle).stdout.splitlines()
+    assert out[0].split()[1] == out[1].split()[1] == str(256 * 1024)
+
+
+def test_no_memory_limit_shows_host_memory(runsc, make_bundle):
+    with open("/proc/meminfo") as f:
+        host_total = f.readline().split()[1]
+    r = runsc.run(make_bundle("head", "-1", "/proc/meminfo"))
+    assert r.stdout.split()[1] == host_total
+
+
+def test_one_cpu_cpuset(runsc, make_bundle):
+    bundle = _resources(make_bundle("sh", "-c", "nproc; grep -c processor /proc/cpuinfo; "
+                                    "cat /sys/devices/system/cpu/online; "
+                                    "grep -c '^cpu[0-9]' /proc/stat; ls /sys/devices/system/cpu"),
+                        cpu={"cpus": "0"})
+    out = runsc.run(bundle).stdout.split()
+    assert out[:4] == ["1", "1", "0", "1"], out
+    assert "cpu0" in out and "cpu1" not in out
+
+
+def test_cpu_quota_limits_the_cpu_count(runsc, make_bundle):
+    bundle = _resources(make_bundle("sh", "-c", "nproc; grep -c processor /proc/cpuinfo"),
+                        cpu={"quota": 50000, "period": 100000})
+    assert runsc.run(bundle).stdout.split() == ["1", "1"]
+
+
+def test_all_host_cpus_without_limits(runsc, make_bundle):
+    n = len(os.sched_getaffinity(0))
+    r = runsc.run(make_bundle("sh", "-c", "nproc; grep -c processor /proc/cpuinfo"))
+    assert r.stdout.split() == [str(n), str(n)]
+
+
+def test_memory_hog_is_killed_and_the_sentry_survives(runsc, make_bundle):
+    bundle = _resources(make_bundle("probe", "alloc", "512"), memory={"limit": 128 * MiB})
+    r = runsc.run(bundle, timeout=120)
+    assert r.returncode == 137, (r.returncode, r.stdout, r.stderr)
+    assert "alloc: 512" not in r.stdout
+
+
+def test_memory_hog_in_a_child_leaves_the_container_running(runsc, make_bundle):
+    bundle = _resources(make_bundle("sh", "-c", "probe alloc 512; echo child $?; echo alive"),
+                        memory={"limit": 128 * MiB})
+    r = runsc.run(bundle, timeout=120)
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[-2:] == ["child 137", "alive"]
+
+
+def test_fork_bomb_stops_at_the_pids_limit(runsc, make_bundle):
+    bundle = _resources(make_bundle("sh", "-c", "probe forkmany 500; sleep 1000"),
+                        pids={"limit": 40})
+    proc = subprocess.Popen(runsc.cmd("run", "--bundle", str(bundle.path), "bomb"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    got = probe_lines(line)["forkmany"][0].split()
+    assert int(got[0]) < 40 and got[1] == "EAGAIN", line
+    assert runsc("kill", "bomb", "KILL").returncode == 0
+    assert proc.wait(timeout=30) == 137
+
+
+def test_cgroup_is_created_named_and_removed(runsc, make_bundle):
+    bundle = _resources(make_bundle("sleep", "1000"), memory={"limit": 64 * MiB})
+    bundle.spec["linux"]["cgroupsPath"] = "/runsc-py-test/named"
+    bundle.write()
+    assert runsc("create", "--bundle", str(bundle.path), "cg").returncode == 0
+    dirs = _cgroup_dirs("/runsc-py-test/named")
+    assert dirs and all(os.path.isdir(d) for d in dirs)
+    state = json.loads((runsc.root / "cg" / "state.json").read_text())
+    with open(os.path.join(dirs[0], "cgroup.procs")) as f:
+        assert str(state["init_pid"]) in f.read().split()
+    assert runsc("delete", "--force", "cg").returncode == 0
+    assert not any(os.path.exists(d) for d in dirs)
+    for d in dirs:
+        try:
+            os.rmdir(os.path.dirname(d))  # /runsc-py-test: made by runsc-py, ours to remove
+        except OSError:
+            pass
+
+
+def test_default_cgroup_is_removed_when_run_ends(runsc, make_bundle):
+    bundle = _resources(make_bundle("true"), pids={"limit": 10})
+    cid = "cgdefault"
+    r = runsc("run", "--bundle", str(bundle.path), cid)
+    assert r.returncode == 0
+    time.sleep(0.05)
+    assert not any(os.path.exists(d) for d in _cgroup_dirs(f"/runsc-py/{cid}"))
+
+
+def test_rlimits_are_applied(runsc, runc, make_bundle):
+    bundle = make_bundle("sh", "-c", "ulimit -n; ulimit -Hn")
+    bundle.spec["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654}]
+    bundle.write()
+    assert runsc.run(bundle).stdout.split() == runc(bundle).stdout.split() == ["321", "654"]
