@@ -401,7 +401,7 @@ class ProcFS:
         finally:
             os.close(sys_fd)
 
-    def refresh_listing(self, self_pid: int) -> None:
+    def refresh_listing(self) -> None:
         self.scan()
         for name in os.listdir(self.dirfd):
             if name.isdigit() and int(name) not in self.to_host:
@@ -469,7 +469,7 @@ class ProcFS:
         self._symlink(self.dirfd, "self", str(me))
         self._symlink(self.dirfd, "thread-self", f"{me}/task/{tid}")
         if not parts:
-            self.refresh_listing(me)
+            self.refresh_listing()
         elif parts[0].isdigit():
             what = parts[1] if len(parts) > 1 else None
             extra_fd = None

@@ -56,8 +56,8 @@ def test_status_matches_the_kernel(running):
     assert got["Pid"] == got["Tgid"] == got["NSpid"] == "1"
     assert got["PPid"] == "0"
     # (Signal masks are left out: the shell changes them around each command it runs.)
-    for key in ("Umask", "Uid", "Gid", "Groups", "Threads", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs",
-                "Seccomp"):
+    for key in ("Umask", "Uid", "Gid", "Groups", "Threads", "CapInh", "CapPrm", "CapEff",
+                "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"):
         assert got[key] == want[key], key
     assert got["Name"] == "sh"
 
