@@ -53,13 +53,37 @@ def read_path(ctx: SyscallContext, addr: int) -> bytes:
     return ctx.read_cstring(addr)
 
 
-def absolute(ctx: SyscallContext, dirfd: int, path: bytes) -> bytes:
-    """dirfd/path as an absolute container path; /proc paths are prepared by the sentry."""
+def joined(ctx: SyscallContext, dirfd: int, path: bytes) -> bytes:
+    """dirfd/path as an absolute container path, not yet resolved."""
     if not path:
         raise OSError(errno.ENOENT, "empty path")
     if not path.startswith(b"/"):
         base = cwd_path(ctx) if as_int(dirfd) == AT_FDCWD else fd_path(ctx, as_int(dirfd))
         path = base.rstrip(b"/") + b"/" + path
+    return path
+
+
+_STDIO_LINKS = {b"/dev/stdin": 0, b"/dev/stdout": 1, b"/dev/stderr": 2}
+
+
+def fd_link(path: bytes) -> tuple[bytes, int] | None:
+    """(pid or b"self", fd) when path names a descriptor through Linux's magic links:
+    /dev/std{in,out,err}, /dev/fd/N, /proc/{self,thread-self,PID}/fd/N."""
+    norm = posixpath.normpath(path)
+    if norm in _STDIO_LINKS:
+        return b"self", _STDIO_LINKS[norm]
+    parts = norm.split(b"/")
+    if len(parts) == 4 and parts[1:3] == [b"dev", b"fd"] and parts[3].isdigit():
+        return b"self", int(parts[3])
+    if (len(parts) == 5 and parts[1] == b"proc" and parts[3] == b"fd" and parts[4].isdigit()
+            and (parts[2] in (b"self", b"thread-self") or parts[2].isdigit())):
+        return (b"self" if not parts[2].isdigit() else parts[2]), int(parts[4])
+    return None
+
+
+def absolute(ctx: SyscallContext, dirfd: int, path: bytes) -> bytes:
+    """dirfd/path as an absolute container path; /proc paths are prepared by the sentry."""
+    path = joined(ctx, dirfd, path)
     procfs = getattr(ctx.kernel, "procfs", None)
     if procfs is not None:
         norm = posixpath.normpath(path)

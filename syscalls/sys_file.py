@@ -14,9 +14,12 @@ from syscalls.paths import (
     AT_REMOVEDIR,
     AT_SYMLINK_FOLLOW,
     AT_SYMLINK_NOFOLLOW,
+    absolute,
     as_int,
     at,
+    fd_link,
     fd_path,
+    joined,
     read_path,
 )
 
@@ -37,9 +40,37 @@ def _empty_path(ctx: SyscallContext, addr: int, flags: int) -> bool:
 
 
 # -- open ---------------------------------------------------------------------
+def _reopen(ctx: SyscallContext, owner: bytes, num: int, flags: int) -> int:
+    """Open a descriptor the workload holds anew, as Linux's /proc/PID/fd/N magic link
+    does: the same file, with no more access than the descriptor has."""
+    if owner == b"self":
+        host_pid = ctx.pid
+    else:
+        host_pid = ctx.kernel.procfs.host_pid(int(owner)) if ctx.kernel.procfs else None
+        if host_pid is None:
+            raise OSError(errno.ENOENT, "no such process")
+        if ctx.kernel.procfs.translate(int(ctx.status()["Tgid"])) != int(owner):
+            raise OSError(errno.EACCES, "another process's descriptor")
+    try:
+        with open(f"/proc/{host_pid}/fdinfo/{num}") as f:
+            held = int(next(line for line in f if line.startswith("flags:")).split()[1], 8)
+    except (OSError, StopIteration):
+        raise OSError(errno.ENOENT, "no such descriptor") from None
+    want, have = flags & os.O_ACCMODE, held & os.O_ACCMODE
+    if want != have and have != os.O_RDWR:
+        raise OSError(errno.EACCES, "descriptor not open for that access")
+    keep = os.O_ACCMODE | os.O_APPEND | os.O_NONBLOCK | os.O_TRUNC | os.O_NOCTTY
+    return os.open(f"/proc/{host_pid}/fd/{num}", (flags & keep) | os.O_CLOEXEC)
+
+
 def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int) -> None:
-    path = at(ctx, dirfd, addr)
-    fd = ctx.kernel.gofer.open(path, flags & ~os.O_CLOEXEC, mode & 0o7777, ctx.creds())
+    path = joined(ctx, dirfd, read_path(ctx, addr))
+    link = fd_link(path)
+    if link is not None:
+        fd = _reopen(ctx, *link, flags)
+    else:
+        fd = ctx.kernel.gofer.open(absolute(ctx, AT_FDCWD, path), flags & ~os.O_CLOEXEC,
+                                   mode & 0o7777, ctx.creds())
     try:
         ctx.install_fd(fd, bool(flags & os.O_CLOEXEC))
     finally:

@@ -113,3 +113,12 @@ def test_a_thousand_stats_in_a_shell_loop(runsc, make_bundle):
                          " i=$((i+1)); done; echo $i")
     r = runsc.run(bundle, timeout=120)
     assert r.stdout == "1000\n", r.stderr
+
+
+def test_dev_stdout_and_proc_fd_links_reopen_the_descriptor(runsc, make_bundle):
+    bundle = make_bundle("sh", "-c", "echo out > /dev/stdout; echo err > /dev/stderr; "
+                         "echo fd > /proc/self/fd/1; cat /dev/stdin; "
+                         "echo no > /dev/fd/0 || echo refused")
+    r = runsc.run(bundle, input="in\n")
+    assert r.stdout == "out\nfd\nin\nrefused\n"
+    assert r.stderr.startswith("err\n")
