@@ -119,6 +119,7 @@ class Sentry:
         start_r, self.start_w = os.pipe()
         mnt_ns_fd = os.open(f"/proc/{self.gofer_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         sentry_pid = os.getpid()
+        workload.enter_network(self.cfg)
         # Always a new PID namespace, even when the spec names the host's (DESIGN.md).
         linux.unshare(linux.CLONE_NEWPID)
         pid = os.fork()

@@ -16,8 +16,7 @@ from gofer import linux
 from sentry.config import SandboxConfig
 from sentry.platform import seccomp
 
-_NS_FLAGS = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC,
-             "network": linux.CLONE_NEWNET}
+_NS_FLAGS = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC}
 _CAP_VERSION_3 = 0x20080522
 
 
@@ -76,8 +75,22 @@ def _enter_namespaces(cfg: SandboxConfig, mnt_ns_fd: int) -> None:
     linux.setns(mnt_ns_fd, linux.CLONE_NEWNS)
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount_setattr_readonly("/")
-    if "network" not in cfg.namespace_paths:
-        _loopback_up()
+
+
+def enter_network(cfg: SandboxConfig) -> None:
+    """The sandbox's network namespace: the spec's, or a new one with loopback up. The
+    sentry enters it itself, so /proc/PID/ns/net of the container's pid (the sentry, for
+    Docker's and containerd's network hooks) is the container's, never the host's."""
+    path = cfg.namespace_paths.get("network")
+    if path:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            linux.setns(fd, linux.CLONE_NEWNET)
+        finally:
+            os.close(fd)
+        return
+    linux.unshare(linux.CLONE_NEWNET)
+    _loopback_up()
 
 
 def _loopback_up() -> None:
