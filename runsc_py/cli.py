@@ -55,13 +55,14 @@ def spec_cmd(bundle: str, rootless: bool) -> None:
 
 
 def _create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | None,
-            detach: bool) -> tuple[Container, int]:
+            detach: bool, console_socket: str = "") -> tuple[Container, int]:
     container = Container(_root(ctx), container_id)
     bundle = os.path.abspath(bundle)
     doc = spec.load(bundle)
     if container.exists():
         raise UserError(f"container with id {container_id!r} already exists")
     cfg = spec.to_sandbox_config(doc, bundle, container_id, container.dir)
+    cfg.console_socket = console_socket
     container.create_dir()
     pid = 0
     try:
@@ -89,7 +90,8 @@ def _create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | 
 @cli.command()
 @click.option("--bundle", "-b", default=".", help="Path to the OCI bundle.")
 @click.option("--pid-file", default=None, help="Write the container's pid here.")
-@click.option("--console-socket", default=None, help="Not supported yet.")
+@click.option("--console-socket", default=None,
+              help="Unix socket that receives the pty master when process.terminal is set.")
 @click.option("--no-pivot", is_flag=True, hidden=True)
 @click.option("--no-new-keyring", is_flag=True, hidden=True)
 @click.option("--preserve-fds", default=0, type=int, hidden=True)
@@ -98,9 +100,8 @@ def _create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | 
 def create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | None,
            console_socket: str | None, **_runc_flags) -> None:
     """Create a container; it waits for `start`."""
-    if console_socket:
-        raise UserError("--console-socket is not supported yet")
-    _create(ctx, container_id, bundle, pid_file, detach=True)
+    _create(ctx, container_id, bundle, pid_file, detach=True,
+            console_socket=os.path.abspath(console_socket) if console_socket else "")
 
 
 def _start(container: Container) -> None:

@@ -8,7 +8,7 @@ from importlib import resources
 
 from runsc_py.errors import UserError
 from sentry import cgroup
-from sentry.config import SandboxConfig
+from sentry.config import ProcessConfig, SandboxConfig
 
 CAPABILITIES = [
     "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
@@ -68,45 +68,68 @@ def load(bundle: str) -> dict:
     return _expect(spec, dict, "the document")
 
 
+def parse_process(process: dict, where: str = "process", doc: str = "config.json"
+                  ) -> ProcessConfig:
+    """An OCI process object (config.json's, or `exec --process`'s)."""
+    try:
+        return _parse_process(process, where)
+    except UserError as e:
+        raise UserError(str(e).replace("config.json:", f"{doc}:", 1)) from None
+
+
+def _parse_process(process: dict, where: str) -> ProcessConfig:
+    if "args" not in process:
+        raise UserError(f"config.json: {where}.args is missing")
+    args = _string_list(process["args"], f"{where}.args")
+    if not args or not args[0]:
+        raise UserError(f"config.json: {where}.args must not be empty")
+    env = _string_list(process.get("env", []), f"{where}.env")
+    cwd = _expect(process.get("cwd", "/"), str, f"{where}.cwd") or "/"
+    if not cwd.startswith("/"):
+        raise UserError(f"config.json: {where}.cwd must be an absolute path")
+    user = _expect(process.get("user", {}), dict, f"{where}.user")
+    uid = _expect(user.get("uid", 0), int, f"{where}.user.uid")
+    gid = _expect(user.get("gid", 0), int, f"{where}.user.gid")
+    gids = user.get("additionalGids") or []
+    for i, g in enumerate(_expect(gids, list, f"{where}.user.additionalGids")):
+        _expect(g, int, f"{where}.user.additionalGids[{i}]")
+    umask = user.get("umask")
+    if umask is not None:
+        _expect(umask, int, f"{where}.user.umask")
+    caps = {}
+    for kind, names in _expect(process.get("capabilities") or {}, dict,
+                               f"{where}.capabilities").items():
+        cwhere = f"{where}.capabilities.{kind}"
+        caps[kind] = [_capability(n, cwhere) for n in _string_list(names, cwhere)]
+    rlimits = []
+    for i, rl in enumerate(_expect(process.get("rlimits") or [], list, f"{where}.rlimits")):
+        rwhere = f"{where}.rlimits[{i}]"
+        _expect(rl, dict, rwhere)
+        kind = _expect(rl.get("type"), str, rwhere + ".type")
+        if not kind.startswith("RLIMIT_") or not hasattr(resource, kind):
+            raise UserError(f"config.json: {rwhere}: unknown rlimit {kind!r}")
+        soft = _expect(rl.get("soft"), int, rwhere + ".soft")
+        hard = _expect(rl.get("hard"), int, rwhere + ".hard")
+        rlimits.append((getattr(resource, kind), soft, hard))
+    size = _expect(process.get("consoleSize") or {}, dict, f"{where}.consoleSize")
+    console_size = None
+    if size:
+        console_size = (_expect(size.get("height", 0), int, f"{where}.consoleSize.height"),
+                        _expect(size.get("width", 0), int, f"{where}.consoleSize.width"))
+    return ProcessConfig(
+        args=args, env=env, cwd=cwd, uid=uid, gid=gid, additional_gids=list(gids),
+        umask=umask, capabilities=caps, rlimits=rlimits,
+        no_new_privs=_expect(process.get("noNewPrivileges", False), bool,
+                             f"{where}.noNewPrivileges"),
+        terminal=_expect(process.get("terminal", False), bool, f"{where}.terminal"),
+        console_size=console_size)
+
+
 def to_sandbox_config(spec: dict, bundle: str, container_id: str,
                       state_dir: str) -> SandboxConfig:
     """Validate spec; a SandboxConfig. Every problem is a UserError naming the field."""
     bundle = os.path.abspath(bundle)
-    process = _expect(spec.get("process"), dict, "process")
-    if "args" not in process:
-        raise UserError("config.json: process.args is missing")
-    args = _string_list(process["args"], "process.args")
-    if not args or not args[0]:
-        raise UserError("config.json: process.args must not be empty")
-    env = _string_list(process.get("env", []), "process.env")
-    cwd = _expect(process.get("cwd", "/"), str, "process.cwd") or "/"
-    if not cwd.startswith("/"):
-        raise UserError("config.json: process.cwd must be an absolute path")
-    user = _expect(process.get("user", {}), dict, "process.user")
-    uid = _expect(user.get("uid", 0), int, "process.user.uid")
-    gid = _expect(user.get("gid", 0), int, "process.user.gid")
-    gids = user.get("additionalGids") or []
-    for i, g in enumerate(_expect(gids, list, "process.user.additionalGids")):
-        _expect(g, int, f"process.user.additionalGids[{i}]")
-    umask = user.get("umask")
-    if umask is not None:
-        _expect(umask, int, "process.user.umask")
-    caps = {}
-    for kind, names in _expect(process.get("capabilities") or {}, dict,
-                               "process.capabilities").items():
-        where = f"process.capabilities.{kind}"
-        caps[kind] = [_capability(n, where) for n in _string_list(names, where)]
-    rlimits = []
-    for i, rl in enumerate(_expect(process.get("rlimits") or [], list, "process.rlimits")):
-        where = f"process.rlimits[{i}]"
-        _expect(rl, dict, where)
-        kind = _expect(rl.get("type"), str, where + ".type")
-        if not kind.startswith("RLIMIT_") or not hasattr(resource, kind):
-            raise UserError(f"config.json: {where}: unknown rlimit {kind!r}")
-        soft = _expect(rl.get("soft"), int, where + ".soft")
-        hard = _expect(rl.get("hard"), int, where + ".hard")
-        rlimits.append((getattr(resource, kind), soft, hard))
-
+    process = parse_process(_expect(spec.get("process"), dict, "process"))
     root = _expect(spec.get("root"), dict, "root")
     root_path = _expect(root.get("path"), str, "root.path")
     rootfs = os.path.normpath(os.path.join(bundle, root_path))
@@ -153,12 +176,8 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
     return SandboxConfig(
         container_id=container_id, bundle=bundle, rootfs=rootfs, readonly_root=readonly,
         mounts=mounts, hostname=hostname or container_id[:63] or "localhost",
-        domainname=domainname, args=args, env=env, cwd=cwd, uid=uid, gid=gid,
-        additional_gids=list(gids), umask=umask, capabilities=caps, rlimits=rlimits,
-        no_new_privs=_expect(process.get("noNewPrivileges", False), bool,
-                             "process.noNewPrivileges"),
-        namespace_paths=ns_paths, state_dir=state_dir, resources=resources,
-        cgroup_path=cgroup_path)
+        domainname=domainname, process=process, namespace_paths=ns_paths,
+        state_dir=state_dir, resources=resources, cgroup_path=cgroup_path)
 
 
 def _optional_int(obj: dict, key: str, where: str) -> int | None:

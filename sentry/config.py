@@ -7,14 +7,8 @@ from sentry.cgroup import Resources
 
 
 @dataclass
-class SandboxConfig:
-    container_id: str
-    bundle: str
-    rootfs: str  # absolute host path
-    readonly_root: bool
-    mounts: list[dict]
-    hostname: str
-    domainname: str
+class ProcessConfig:
+    """OCI `process`: the container's init, or a process `exec` adds."""
     args: list[str]
     env: list[str]
     cwd: str
@@ -25,7 +19,22 @@ class SandboxConfig:
     capabilities: dict[str, list[int]] = field(default_factory=dict)
     rlimits: list[tuple[int, int, int]] = field(default_factory=list)
     no_new_privs: bool = False
+    terminal: bool = False
+    console_size: tuple[int, int] | None = None  # (rows, columns)
+
+
+@dataclass
+class SandboxConfig:
+    container_id: str
+    bundle: str
+    rootfs: str  # absolute host path
+    readonly_root: bool
+    mounts: list[dict]
+    hostname: str
+    domainname: str
+    process: ProcessConfig
     namespace_paths: dict[str, str] = field(default_factory=dict)  # type -> path to join
     state_dir: str = ""
     resources: Resources = field(default_factory=Resources)
     cgroup_path: str = ""  # below each hierarchy's root
+    console_socket: str = ""  # where the pty master goes when process.terminal

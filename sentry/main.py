@@ -1,13 +1,15 @@
 """The sentry process: starts the gofer and the workload, then answers the workload's
-trapped syscalls, `start` and signals in one single-threaded event loop until the
-workload's init exits, and exits with its status (128+N for death by signal N)."""
+trapped syscalls, control requests (start, exec, update) and signals in one
+single-threaded event loop until the workload's init exits, and exits with its status
+(128+N for death by signal N)."""
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
 import os
-import selectors
+import select
 import signal
 import socket
 import sys
@@ -15,9 +17,9 @@ import sys
 from gofer import linux
 from gofer import server as gofer_server
 from gofer.client import GoferClient, GoferGone
-from sentry import workload
-from sentry.cgroup import Cgroup, CgroupError
-from sentry.config import SandboxConfig
+from sentry import console, workload
+from sentry.cgroup import Cgroup, CgroupError, Resources
+from sentry.config import ProcessConfig, SandboxConfig
 from sentry.kernel import Kernel
 from sentry.platform.seccomp import SeccompPlatform
 from sentry.procfs import ProcFS
@@ -28,10 +30,13 @@ STARTED_MARK = "started"
 _NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE,
                   signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
                   signal.SIGTRAP, signal.SIGSYS}
+_JOINED_NAMESPACES = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC,
+                      "mnt": linux.CLONE_NEWNS}
 
 
 class SetupError(Exception):
-    """The sandbox could not be created; the message is for the user."""
+    """The sandbox (or an exec'd process) could not be created; the message is for the
+    user."""
 
 
 def control_path(state_dir: str) -> tuple[int, str]:
@@ -45,14 +50,25 @@ def exit_code(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def _find_executable(gofer: GoferClient, cfg: SandboxConfig) -> str:
+def process_to_wire(proc: ProcessConfig) -> dict:
+    return dataclasses.asdict(proc)
+
+
+def process_from_wire(data: dict) -> ProcessConfig:
+    data = dict(data)
+    data["rlimits"] = [tuple(r) for r in data.get("rlimits", [])]
+    if data.get("console_size"):
+        data["console_size"] = tuple(data["console_size"])
+    return ProcessConfig(**data)
+
+
+def _find_executable(gofer: GoferClient, proc: ProcessConfig) -> str:
     """args[0] resolved against the container's PATH, as runc does before start."""
-    name = cfg.args[0]
+    name = proc.args[0]
     if "/" in name:
-        path = name if name.startswith("/") else os.path.join(cfg.cwd, name)
-        candidates = [path]
+        candidates = [name if name.startswith("/") else os.path.join(proc.cwd, name)]
     else:
-        env_path = next((e[5:] for e in cfg.env if e.startswith("PATH=")),
+        env_path = next((e[5:] for e in proc.env if e.startswith("PATH=")),
                         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         candidates = [os.path.join(d or ".", name) for d in env_path.split(":")]
     last = errno.ENOENT
@@ -74,12 +90,27 @@ def _ensure_cwd(gofer: GoferClient, cwd: str) -> None:
         try:
             gofer.call("mkdir", None, path=os.fsencode("/" + "/".join(parts[:i])), mode=0o755)
         except OSError as e:
-            if e.errno != errno.EEXIST:
+            if e.errno not in (errno.EEXIST, errno.EROFS):
                 raise SetupError(f"cwd {cwd}: {e.strerror}") from None
     try:
         gofer.call("check_dir", None, path=os.fsencode(cwd))
     except OSError as e:
         raise SetupError(f"cwd {cwd}: {e.strerror}") from None
+
+
+def _recv_line(conn: socket.socket) -> tuple[dict, list[int]]:
+    """One newline-terminated JSON request, and the descriptors sent with it."""
+    data, fds = b"", []
+    while not data.endswith(b"\n"):
+        chunk, got, _, _ = socket.recv_fds(conn, 65536, 3, socket.MSG_CMSG_CLOEXEC)
+        fds += got
+        if not chunk:
+            break
+        data += chunk
+    try:
+        return json.loads(data or b"{}"), fds
+    except ValueError:
+        return {}, fds
 
 
 class Sentry:
@@ -89,6 +120,9 @@ class Sentry:
         self.init_pid = 0
         self.started = False
         self.cgroup: Cgroup | None = None
+        self.epoll = select.epoll()
+        self.handlers: dict[int, object] = {}  # fd -> callable(events)
+        self.exec_waiters: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, conn)
 
     # -- creation --------------------------------------------------------------
     def _spawn_gofer(self) -> tuple[GoferClient, list[str]]:
@@ -114,68 +148,99 @@ class Sentry:
                              else "the gofer failed to start")
         return GoferClient(sock), [p for p in msg[3:].split(",") if p]
 
-    def _spawn_workload(self, exe: str) -> int:
+    def _spawn(self, proc: ProcessConfig, enter, start_r: int | None,
+               stdio: list[int] | None) -> tuple[int, int]:
+        """Fork a process into the sandbox; (host pid, its notification descriptor)."""
+        exe = _find_executable(self.gofer, proc)
         sock, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        start_r, self.start_w = os.pipe()
-        mnt_ns_fd = os.open(f"/proc/{self.gofer_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         sentry_pid = os.getpid()
-        workload.enter_network(self.cfg)
-        # Always a new PID namespace, even when the spec names the host's (DESIGN.md).
-        linux.unshare(linux.CLONE_NEWPID)
         pid = os.fork()
         if pid == 0:
             try:
                 sock.close()
-                os.close(self.start_w)
-                workload.run(self.cfg, exe, mnt_ns_fd, peer, start_r, sentry_pid)
+                workload.run(proc, exe, enter, peer, start_r, sentry_pid, stdio)
             finally:
                 os._exit(1)
-        self.init_pid = pid
         peer.close()
-        os.close(start_r)
         try:
             self.cgroup.add(pid)  # before it can run anything of the workload's
-        except CgroupError as e:
+            msg, fds, _, _ = socket.recv_fds(sock, 4096, 1, socket.MSG_CMSG_CLOEXEC)
+            if msg != b"ok" or not fds:
+                raise SetupError(msg.decode(errors="replace").removeprefix("error:") or
+                                 "the process failed to start in the sandbox")
+            msg = sock.recv(4096)
+            if msg != b"ready":
+                os.close(fds[0])
+                raise SetupError(msg.decode(errors="replace").removeprefix("error:") or
+                                 "the process failed to start in the sandbox")
+        except (SetupError, CgroupError) as e:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
             raise SetupError(str(e)) from None
-        os.close(mnt_ns_fd)
-        msg, fds, _, _ = socket.recv_fds(sock, 4096, 1, socket.MSG_CMSG_CLOEXEC)
-        if msg != b"ok" or not fds:
-            raise SetupError(msg.decode(errors="replace")[len("error:"):] or
-                             "the workload's init failed to start")
-        notify_fd = fds[0]
-        msg = sock.recv(4096)
-        sock.close()
-        if msg != b"ready":
-            raise SetupError(msg.decode(errors="replace")[len("error:"):] or
-                             "the workload's init failed to start")
-        return notify_fd
+        finally:
+            sock.close()
+        return pid, fds[0]
+
+    def _terminal(self, proc: ProcessConfig, console_socket: str) -> list[int] | None:
+        """With a terminal: a pty whose master goes to the console socket; its slave as
+        the process's stdio."""
+        if not proc.terminal:
+            return None
+        if not console_socket:
+            raise SetupError("process.terminal is true but no --console-socket was given")
+        try:
+            master, slave = console.open_pty(self.gofer, proc.console_size)
+        except OSError as e:
+            raise SetupError(f"creating a terminal: {e.strerror}") from None
+        try:
+            console.send_master(console_socket, master)
+        except OSError as e:
+            os.close(slave)
+            raise SetupError(f"console socket {console_socket}: {e.strerror}") from None
+        finally:
+            os.close(master)
+        return [slave, slave, slave]
 
     def create(self) -> None:
         cfg = self.cfg
-        gofer, synthetic = self._spawn_gofer()
-        self.gofer = gofer
-        exe = _find_executable(gofer, cfg)
-        _ensure_cwd(gofer, cfg.cwd)
+        self.gofer, synthetic = self._spawn_gofer()
+        _ensure_cwd(self.gofer, cfg.process.cwd)
         self.cgroup = Cgroup(cfg.cgroup_path)
         try:
             self.cgroup.create(cfg.resources)
         except CgroupError as e:
             self.cgroup = None
             raise SetupError(str(e)) from None
-        self.kernel = Kernel(gofer=gofer, hostname=cfg.hostname,
+        self.kernel = Kernel(gofer=self.gofer, hostname=cfg.hostname,
                              domainname=cfg.domainname or "(none)", cgroup=self.cgroup,
                              gofer_pid=self.gofer_pid)
-        synthetic_fds = {p: gofer.open(p.encode(), os.O_RDONLY | os.O_DIRECTORY)
+        synthetic_fds = {p: self.gofer.open(p.encode(), os.O_RDONLY | os.O_DIRECTORY)
                          for p in synthetic if p in ("/proc", "/sys")}
-        notify_fd = self._spawn_workload(exe)
-        self.platform = SeccompPlatform(notify_fd, self.kernel)
+        stdio = self._terminal(cfg.process, cfg.console_socket)
+        start_r, self.start_w = os.pipe()
+        mnt_ns_fd = os.open(f"/proc/{self.gofer_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        workload.enter_network(cfg)
+        # Always a new PID namespace, even when the spec names the host's (DESIGN.md).
+        linux.unshare(linux.CLONE_NEWPID)
+        try:
+            self.init_pid, notify_fd = self._spawn(
+                cfg.process, lambda: workload.enter_container(cfg, mnt_ns_fd), start_r, stdio)
+        finally:
+            os.close(start_r)
+            os.close(mnt_ns_fd)
+            for fd in set(stdio or ()):
+                os.close(fd)
+        self._add_platform(notify_fd)
         if "/proc" in synthetic_fds:
             self.kernel.procfs = ProcFS(synthetic_fds["/proc"], synthetic_fds.get("/sys"),
                                         self.init_pid, self.kernel)
         self.state_fd, path = control_path(cfg.state_dir)
         self.control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.control.bind(path)
-        self.control.listen(8)
+        self.control.listen(16)
 
     def abort(self) -> None:
         for pid in (self.init_pid, self.gofer_pid):
@@ -191,35 +256,36 @@ class Sentry:
             except CgroupError as e:
                 log.error("%s", e)
 
-    # -- running ---------------------------------------------------------------
+    # -- the event loop ----------------------------------------------------------
+    def _watch(self, fd: int, handler) -> None:
+        self.handlers[fd] = handler
+        self.epoll.register(fd, select.EPOLLIN)
+
+    def _unwatch(self, fd: int) -> None:
+        self.handlers.pop(fd, None)
+        try:
+            self.epoll.unregister(fd)
+        except (OSError, ValueError):
+            pass
+
+    def _add_platform(self, notify_fd: int) -> None:
+        platform = SeccompPlatform(notify_fd, self.kernel)
+
+        def on_event(events: int) -> None:
+            if events & select.EPOLLIN:
+                platform.handle_one()
+            elif events & (select.EPOLLHUP | select.EPOLLERR):
+                # Every process under this filter has exited.
+                self._unwatch(notify_fd)
+                os.close(notify_fd)
+
+        self._watch(notify_fd, on_event)
+
     def _forward_signal(self, sig: int, _frame) -> None:
         try:
             os.kill(self.init_pid, sig)
         except ProcessLookupError:
             pass
-
-    def _control(self) -> None:
-        conn, _ = self.control.accept()
-        with conn:
-            try:
-                req = json.loads(conn.recv(65536) or b"{}")
-            except ValueError:
-                req = {}
-            op = req.get("op")
-            if op == "start":
-                if self.started:
-                    reply = {"error": "container is already started"}
-                else:
-                    os.write(self.start_w, b"s")
-                    self.started = True
-                    open(os.path.join(self.cfg.state_dir, STARTED_MARK), "w").close()
-                    reply = {"ok": True}
-            else:
-                reply = {"error": f"unknown control request {op!r}"}
-            try:
-                conn.sendall(json.dumps(reply).encode())
-            except OSError:
-                pass
 
     def serve(self) -> int:
         for sig in range(1, signal.NSIG):
@@ -228,28 +294,26 @@ class Sentry:
                     signal.signal(sig, self._forward_signal)
                 except (OSError, ValueError):
                     pass
-        pidfd = os.pidfd_open(self.init_pid)
-        sel = selectors.DefaultSelector()
-        sel.register(self.platform.fileno(), selectors.EVENT_READ, "syscall")
-        sel.register(self.gofer.sock, selectors.EVENT_READ, "gofer")
-        sel.register(pidfd, selectors.EVENT_READ, "exit")
-        sel.register(self.control, selectors.EVENT_READ, "control")
-        handle_one = self.platform.handle_one
-        while True:
-            for key, _ in sel.select():
-                what = key.data
-                if what == "syscall":
-                    try:
-                        handle_one()
-                    except GoferGone:
-                        return self._gofer_died()
-                elif what == "exit":
-                    _, status = os.waitpid(self.init_pid, 0)
-                    return exit_code(status)
-                elif what == "gofer":
+        init_pidfd = os.pidfd_open(self.init_pid)
+        result: list[int] = []
+        self._watch(init_pidfd, lambda _e: result.append(
+            exit_code(os.waitpid(self.init_pid, 0)[1])))
+        self._watch(self.gofer.sock.fileno(), lambda _e: result.append(self._gofer_died()))
+        self._watch(self.control.fileno(), lambda _e: self._control())
+        poll = self.epoll.poll
+        handlers = self.handlers
+        while not result:
+            for fd, events in poll():
+                handler = handlers.get(fd)
+                if handler is None:
+                    continue
+                try:
+                    handler(events)
+                except GoferGone:
                     return self._gofer_died()
-                else:
-                    self._control()
+                if result:
+                    break
+        return result[0]
 
     def _gofer_died(self) -> int:
         log.error("the gofer exited: stopping the sandbox")
@@ -257,11 +321,101 @@ class Sentry:
         os.waitpid(self.init_pid, 0)
         return 128 + signal.SIGKILL
 
+    # -- control requests --------------------------------------------------------
+    def _control(self) -> None:
+        conn, _ = self.control.accept()
+        conn.settimeout(10)
+        req, fds = _recv_line(conn)
+        op = req.get("op")
+        try:
+            if op == "start":
+                reply = self._start()
+            elif op == "exec":
+                reply = self._exec(req, fds, conn)
+                if reply.get("pid"):
+                    conn.sendall(json.dumps(reply).encode() + b"\n")
+                    return  # the connection stays open until the process exits
+            elif op == "update":
+                reply = self._update(req)
+            else:
+                reply = {"error": f"unknown control request {op!r}"}
+        except SetupError as e:
+            reply = {"error": str(e)}
+        finally:
+            for fd in fds:
+                os.close(fd)
+        try:
+            conn.sendall(json.dumps(reply).encode() + b"\n")
+        except OSError:
+            pass
+        conn.close()
+
+    def _start(self) -> dict:
+        if self.started:
+            return {"error": "container is already started"}
+        os.write(self.start_w, b"s")
+        self.started = True
+        open(os.path.join(self.cfg.state_dir, STARTED_MARK), "w").close()
+        return {"ok": True}
+
+    def _exec(self, req: dict, fds: list[int], conn: socket.socket) -> dict:
+        """A new process in the running sandbox: same PIDs, /proc, gofer and limits."""
+        proc = process_from_wire(req["process"])
+        _ensure_cwd(self.gofer, proc.cwd)
+        stdio = self._terminal(proc, req.get("console_socket") or "")
+        if stdio is None:
+            if len(fds) != 3:
+                raise SetupError("exec needs the caller's stdin, stdout and stderr")
+            stdio = fds
+        ns_fds = {}
+        try:
+            for name, flag in _JOINED_NAMESPACES.items():
+                ns_fds[flag] = os.open(f"/proc/{self.init_pid}/ns/{name}",
+                                       os.O_RDONLY | os.O_CLOEXEC)
+            pid, notify_fd = self._spawn(proc, lambda: workload.join_container(ns_fds),
+                                         None, stdio)
+        except OSError as e:
+            raise SetupError(f"exec: the container is not running ({e.strerror})") from None
+        finally:
+            for fd in ns_fds.values():
+                os.close(fd)
+            if stdio is not fds:
+                for fd in set(stdio):
+                    os.close(fd)
+        self._add_platform(notify_fd)
+        pidfd = os.pidfd_open(pid)
+        conn.settimeout(None)
+        self.exec_waiters[pidfd] = (pid, conn)
+        self._watch(pidfd, lambda _e: self._exec_exited(pidfd))
+        return {"pid": pid}
+
+    def _exec_exited(self, pidfd: int) -> None:
+        pid, conn = self.exec_waiters.pop(pidfd)
+        self._unwatch(pidfd)
+        os.close(pidfd)
+        code = exit_code(os.waitpid(pid, 0)[1])
+        try:
+            conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
+        except OSError:
+            pass
+        conn.close()
+
+    def _update(self, req: dict) -> dict:
+        try:
+            self.cgroup.apply(Resources(**req.get("resources", {})))
+        except (CgroupError, TypeError) as e:
+            return {"error": str(e)}
+        if self.kernel.procfs is not None:
+            self.kernel.procfs.refresh_sys()
+        return {"ok": True}
+
     def finish(self) -> None:
         try:
             os.unlink(CONTROL_SOCKET, dir_fd=self.state_fd)
         except OSError:
             pass
+        for _pid, conn in self.exec_waiters.values():
+            conn.close()
         self.gofer.sock.close()  # the gofer exits on EOF
         try:
             os.waitpid(self.gofer_pid, 0)

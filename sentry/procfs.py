@@ -46,8 +46,8 @@ class ProcFS:
         self.to_sandbox: dict[int, int] = {}  # host pid -> sandbox pid
         self.to_host: dict[int, int] = {}
         self._newest_first = True  # tmpfs directory order; checked when first sorting
-        if sys_fd is not None:
-            self.write_sys(sys_fd)
+        self.sys_fd = sys_fd
+        self.refresh_sys()
 
     # -- the pid map -----------------------------------------------------------
     def _sandbox_pid(self, host_pid: int) -> int | None:
@@ -431,10 +431,12 @@ class ProcFS:
                 return
             self._newest_first = not self._newest_first
 
-    def write_sys(self, sys_fd: int) -> None:
+    def refresh_sys(self) -> None:
         """/sys: the CPU topology the container's limits allow."""
+        if self.sys_fd is None:
+            return
         n = self.kernel.cpu_count()
-        devices = self._subdir(sys_fd, "devices")
+        devices = self._subdir(self.sys_fd, "devices")
         system = self._subdir(devices, "system")
         cpu = self._subdir(system, "cpu")
         try:

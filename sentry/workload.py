@@ -11,9 +11,11 @@ import signal
 import socket
 import struct
 import sys
+import termios
+from collections.abc import Callable
 
 from gofer import linux
-from sentry.config import SandboxConfig
+from sentry.config import ProcessConfig, SandboxConfig
 from sentry.platform import seccomp
 
 _NS_FLAGS = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC}
@@ -53,7 +55,10 @@ def reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def _enter_namespaces(cfg: SandboxConfig, mnt_ns_fd: int) -> None:
+def enter_container(cfg: SandboxConfig, mnt_ns_fd: int) -> None:
+    """The init's namespaces: new uts and ipc (or the spec's), then a private, read-only
+    copy of the gofer's tree (rooted at the container root): the workload loads
+    executables from it natively and writes only through the gofer."""
     new = 0
     for ns_type, flag in _NS_FLAGS.items():
         path = cfg.namespace_paths.get(ns_type)
@@ -70,11 +75,17 @@ def _enter_namespaces(cfg: SandboxConfig, mnt_ns_fd: int) -> None:
         linux.sethostname(cfg.hostname)
         if cfg.domainname:
             linux.setdomainname(cfg.domainname)
-    # A private copy of the gofer's tree (rooted at the container root), read-only: the
-    # workload loads executables from it natively and writes only through the gofer.
     linux.setns(mnt_ns_fd, linux.CLONE_NEWNS)
+    os.close(mnt_ns_fd)
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount_setattr_readonly("/")
+
+
+def join_container(ns_fds: dict[int, int]) -> None:
+    """An exec'd process's namespaces: the init's (CLONE_NEW* flag -> descriptor)."""
+    for flag, fd in ns_fds.items():
+        linux.setns(fd, flag)
+        os.close(fd)
 
 
 def enter_network(cfg: SandboxConfig) -> None:
@@ -101,16 +112,16 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
-def _set_user_and_caps(cfg: SandboxConfig, last_cap: int) -> None:
-    caps = cfg.capabilities
+def _set_user_and_caps(proc: ProcessConfig, last_cap: int) -> None:
+    caps = proc.capabilities
     bounding = _mask(caps.get("bounding", []))
     for cap in range(last_cap + 1):
         if not bounding >> cap & 1:
             linux.prctl(linux.PR_CAPBSET_DROP, cap)
     linux.prctl(linux.PR_SET_KEEPCAPS, 1)  # keep permitted caps across the uid change
-    os.setgroups(cfg.additional_gids)
-    os.setresgid(cfg.gid, cfg.gid, cfg.gid)
-    os.setresuid(cfg.uid, cfg.uid, cfg.uid)
+    os.setgroups(proc.additional_gids)
+    os.setresgid(proc.gid, proc.gid, proc.gid)
+    os.setresuid(proc.uid, proc.uid, proc.uid)
     linux.prctl(linux.PR_SET_KEEPCAPS, 0)
     _capset(_mask(caps.get("effective", [])), _mask(caps.get("permitted", [])),
             _mask(caps.get("inheritable", [])))
@@ -133,25 +144,32 @@ def _close_other_fds(keep: set[int]) -> None:
     os.closerange(low, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
-def run(cfg: SandboxConfig, exe: str, mnt_ns_fd: int, sock: socket.socket, start_r: int,
-        sentry_pid: int) -> None:
-    """Never returns. Reports "ok" with the notification descriptor, or "error:..."."""
+def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.socket,
+        start_r: int | None, sentry_pid: int, stdio: list[int] | None = None) -> None:
+    """Never returns. `enter` puts the process in the container's namespaces; stdio (three
+    descriptors) replaces 0, 1 and 2; with start_r it waits for `start` before execve.
+    Reports "ok" with the notification descriptor, then "ready", or "error:..."."""
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != 0 and os.getppid() != sentry_pid:
             os._exit(1)
         reset_signals()
-        os.setsid()  # as runc: the container's init leads its own session and group
+        os.setsid()  # as runc: the container's process leads its own session and group
+        if stdio is not None:
+            for target, fd in enumerate(stdio):
+                os.dup2(fd, target, inheritable=True)
+        if proc.terminal:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         last_cap = _last_cap()  # the host's /proc is out of reach once in the container
-        _enter_namespaces(cfg, mnt_ns_fd)
-        os.close(mnt_ns_fd)
-        _close_other_fds({0, 1, 2, sock.fileno(), start_r})
-        os.chdir(cfg.cwd)
-        for kind, soft, hard in cfg.rlimits:
+        enter()
+        keep = {0, 1, 2, sock.fileno()} | ({start_r} if start_r is not None else set())
+        _close_other_fds(keep)
+        os.chdir(proc.cwd)
+        for kind, soft, hard in proc.rlimits:
             resource.setrlimit(kind, (soft, hard))
-        if cfg.umask is not None:
-            os.umask(cfg.umask)
-        notify_fd = seccomp.install_filter(cfg.no_new_privs)
+        if proc.umask is not None:
+            os.umask(proc.umask)
+        notify_fd = seccomp.install_filter(proc.no_new_privs)
     except Exception as e:  # report the cause to the sentry, which reports it to the user
         msg = f"error:setting up the container: {e}"
         try:
@@ -163,17 +181,18 @@ def run(cfg: SandboxConfig, exe: str, mnt_ns_fd: int, sock: socket.socket, start
     socket.send_fds(sock, [b"ok"], [notify_fd])
     os.close(notify_fd)
     try:
-        _set_user_and_caps(cfg, last_cap)
+        _set_user_and_caps(proc, last_cap)
     except OSError as e:
         sock.send(f"error:setting user and capabilities: {e}".encode())
         os._exit(1)
     sock.send(b"ready")
     sock.close()
-    if os.read(start_r, 1) != b"s":
-        os._exit(1)  # the sentry went away or deleted the container before start
-    os.close(start_r)
+    if start_r is not None:
+        if os.read(start_r, 1) != b"s":
+            os._exit(1)  # the sentry went away or deleted the container before start
+        os.close(start_r)
     try:
-        os.execve(exe, cfg.args, dict(e.split("=", 1) for e in cfg.env if "=" in e))
+        os.execve(exe, proc.args, dict(e.split("=", 1) for e in proc.env if "=" in e))
     except OSError as e:
-        sys.stderr.write(f"runsc-py: exec {cfg.args[0]}: {e.strerror}\n")
+        sys.stderr.write(f"runsc-py: exec {proc.args[0]}: {e.strerror}\n")
         os._exit(127)
