@@ -6,10 +6,11 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 
 import click
 
-from runsc_py import launcher, logs, spec
+from runsc_py import launcher, logs, spec, terminal
 from runsc_py.errors import UserError
 from runsc_py.state import Container, list_ids
 
@@ -133,7 +134,18 @@ def start(ctx: click.Context, container_id: str) -> None:
 def run(ctx: click.Context, container_id: str, bundle: str, pid_file: str | None,
         detach: bool, console_socket: str | None) -> int:
     """Create and start a container, attached to this terminal's stdio; exit with its status."""
-    container, pid = _create(ctx, container_id, bundle, pid_file, detach=detach)
+    doc = spec.load(os.path.abspath(bundle))
+    wants_tty = isinstance(doc.get("process"), dict) and doc["process"].get("terminal") is True
+    if wants_tty and not console_socket and not detach:
+        return _run_with_terminal(ctx, container_id, bundle, pid_file)
+    container, pid = _create(ctx, container_id, bundle, pid_file, detach=detach,
+                             console_socket=os.path.abspath(console_socket or "")
+                             if console_socket else "")
+    return _start_and_wait(container, pid, detach)
+
+
+def _start_and_wait(container: Container, pid: int, detach: bool,
+                    master: int | None = None) -> int:
     forward = {s: signal.signal(s, lambda sig, _f: os.kill(pid, sig))
                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                          signal.SIGUSR1, signal.SIGUSR2)} if not detach else {}
@@ -144,12 +156,32 @@ def run(ctx: click.Context, container_id: str, bundle: str, pid_file: str | None
         raise
     if detach:
         return 0
+    if master is not None:
+        terminal.relay(master, pid)
     _, status = os.waitpid(pid, 0)
     for s, h in forward.items():
         signal.signal(s, h)
     launcher.destroy(container, container.load())
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+def _run_with_terminal(ctx: click.Context, container_id: str, bundle: str,
+                       pid_file: str | None) -> int:
+    """process.terminal without a console socket: relay the pty here, as runc run does."""
+    root = _root(ctx)
+    Container(root, container_id)  # validate the ID before it names a path
+    os.makedirs(root, mode=0o711, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".console-") as tmp, \
+            terminal.console_socket(tmp) as (path, listener):
+        container, pid = _create(ctx, container_id, bundle, pid_file, detach=False,
+                                 console_socket=path)
+        try:
+            master = terminal.receive_master(listener)
+        except OSError as e:
+            launcher.destroy(container, container.load())
+            raise UserError(f"receiving the container's terminal: {e}") from None
+    return _start_and_wait(container, pid, False, master)
 
 
 @cli.command()

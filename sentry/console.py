@@ -11,13 +11,14 @@ import termios
 from gofer.client import GoferClient
 
 TIOCGPTPEER = 0x5441
+TIOCSPTLCK = 0x40045431  # _IOW("T", 0x31, int): not in Python's termios
 
 
 def open_pty(gofer: GoferClient, size: tuple[int, int] | None) -> tuple[int, int]:
     """(master, slave) of a new pty in the container's /dev/pts."""
     master = gofer.open(b"/dev/ptmx", os.O_RDWR | os.O_NOCTTY)
     try:
-        fcntl.ioctl(master, termios.TIOCSPTLCK, struct.pack("i", 0))
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
         # The slave straight from the master: no path lookup that could be raced.
         slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         if size and size[0] and size[1]:

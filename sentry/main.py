@@ -444,8 +444,12 @@ def run(cfg: SandboxConfig, status_w: int, detach: bool) -> None:
     sentry = Sentry(cfg)
     try:
         sentry.create()
-    except (SetupError, OSError, GoferGone) as e:
-        msg = str(e) if isinstance(e, SetupError) else f"creating the sandbox: {e}"
+    except Exception as e:  # whatever it is, the user gets one line and nothing is left
+        if isinstance(e, SetupError):
+            msg = str(e)
+        else:
+            log.exception("creating the sandbox")
+            msg = f"creating the sandbox: {e}"
         sentry.abort()
         os.write(status_w, ("error:" + msg).encode())
         os._exit(1)
