@@ -1,16 +1,18 @@
 """The runc-compatible command line (click)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 
 import click
 
-from runsc_py import launcher, logs, spec, terminal
+from runsc_py import exec_proxy, launcher, logs, spec, terminal
 from runsc_py.errors import UserError
 from runsc_py.state import Container, list_ids
 
@@ -267,6 +269,184 @@ def list_cmd(ctx: click.Context, fmt: str, quiet: bool) -> None:
         for s in states:
             click.echo(f"{s['id']:<20} {s['pid']:<8} {s['status']:<10} {s['bundle']:<30} "
                        f"{s['created']}")
+
+
+def _running(ctx: click.Context, container_id: str) -> tuple[Container, dict]:
+    container = Container(_root(ctx), container_id)
+    st = container.load()
+    status = container.status(st)
+    if status == "stopped":
+        raise UserError(f"container {container_id} is not running")
+    return container, st
+
+
+def _exec_process(container: Container, process_file: str | None, command: tuple[str, ...],
+                  tty: bool, cwd: str | None, env: tuple[str, ...], user: str | None):
+    if process_file:
+        try:
+            with open(process_file) as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError(f"reading --process {process_file}: {e}") from None
+        if not isinstance(doc, dict):
+            raise UserError(f"--process {process_file}: not a JSON object")
+        return spec.parse_process(doc, "process", "process.json")
+    if not command:
+        raise UserError("exec needs a command, or --process")
+    base = spec.load(container.load()["bundle"]).get("process") or {}
+    doc = {**base, "args": list(command), "terminal": tty}
+    if cwd:
+        doc["cwd"] = cwd
+    if env:
+        doc["env"] = list(base.get("env", [])) + list(env)
+    if user:
+        uid, _, gid = user.partition(":")
+        try:
+            doc["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+        except ValueError:
+            raise UserError(f"invalid --user {user!r}: expected UID[:GID]") from None
+    return spec.parse_process(doc)
+
+
+@cli.command("exec", context_settings={"allow_interspersed_args": False})
+@click.option("--process", "-p", "process_file", default=None, help="OCI process JSON.")
+@click.option("--console-socket", default=None, help="Where the pty master goes.")
+@click.option("--detach", "-d", is_flag=True, help="Do not wait for the process.")
+@click.option("--pid-file", default=None, help="Write the process's pid here.")
+@click.option("--tty", "-t", is_flag=True, help="Give the process a terminal.")
+@click.option("--cwd", default=None)
+@click.option("--env", "-e", multiple=True)
+@click.option("--user", "-u", default=None, help="UID[:GID]")
+@click.option("--no-new-privs", is_flag=True, hidden=True)
+@click.option("--preserve-fds", default=0, type=int, hidden=True)
+@click.option("--process-label", default=None, hidden=True)
+@click.option("--apparmor", default=None, hidden=True)
+@click.option("--cap", "-c", multiple=True, hidden=True)
+@click.argument("container_id", metavar="ID")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def exec_cmd(ctx: click.Context, container_id: str, command: tuple[str, ...],
+             process_file: str | None, console_socket: str | None, detach: bool,
+             pid_file: str | None, tty: bool, cwd: str | None, env: tuple[str, ...],
+             user: str | None, **_runc_flags) -> int:
+    """Run a process in a running container (same PIDs, /proc, gofer and limits)."""
+    container, _ = _running(ctx, container_id)
+    proc = _exec_process(container, process_file, command, tty, cwd, env, user)
+    if proc.terminal and not console_socket:
+        raise UserError("a terminal needs --console-socket")
+    pid = exec_proxy.start(container, proc,
+                           os.path.abspath(console_socket) if console_socket else "")
+    if pid_file:
+        tmp = pid_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(str(pid))
+        os.rename(tmp, pid_file)
+    if detach:
+        return 0
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@cli.command("ps", context_settings={"allow_interspersed_args": False})
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.argument("container_id", metavar="ID")
+@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def ps_cmd(ctx: click.Context, container_id: str, fmt: str, ps_args: tuple[str, ...]) -> None:
+    """List the container's processes (host pids, as runc lists them)."""
+    container, st = _running(ctx, container_id)
+    pids = launcher.sandbox_pids(st)
+    if fmt == "json":
+        click.echo(json.dumps(pids))
+        return
+    out = subprocess.run(["ps", *(ps_args or ("-ef",))], capture_output=True, text=True)
+    lines = out.stdout.splitlines()
+    if not lines:
+        raise UserError(f"ps: {out.stderr.strip()}")
+    pid_col = lines[0].split().index("PID")
+    click.echo(lines[0])
+    for line in lines[1:]:
+        cols = line.split()
+        if len(cols) > pid_col and cols[pid_col].isdigit() and int(cols[pid_col]) in pids:
+            click.echo(line)
+
+
+@cli.command()
+@click.option("--resources", "-r", "resources_file", default=None,
+              help="OCI LinuxResources JSON file, or - for stdin.")
+@click.option("--memory", "-m", default=None, type=int)
+@click.option("--memory-swap", default=None, type=int)
+@click.option("--cpu-quota", default=None, type=int)
+@click.option("--cpu-period", default=None, type=int)
+@click.option("--cpu-share", default=None, type=int)
+@click.option("--cpuset-cpus", default=None)
+@click.option("--cpuset-mems", default=None)
+@click.option("--pids-limit", default=None, type=int)
+@click.argument("container_id", metavar="ID")
+@click.pass_context
+def update(ctx: click.Context, container_id: str, resources_file: str | None,
+           **flags) -> None:
+    """Change a container's limits (and what its /proc and /sys show)."""
+    container, _ = _running(ctx, container_id)
+    doc: dict = {}
+    if resources_file:
+        try:
+            raw = sys.stdin.read() if resources_file == "-" else open(resources_file).read()
+            doc = json.loads(raw or "{}")
+        except (OSError, ValueError) as e:
+            raise UserError(f"reading --resources: {e}") from None
+        if not isinstance(doc, dict):
+            raise UserError("--resources: not a JSON object")
+    mem, cpu, pids = (dict(doc.get(k) or {}) for k in ("memory", "cpu", "pids"))
+    for flag, (section, key) in {"memory": (mem, "limit"), "memory_swap": (mem, "swap"),
+                                 "cpu_quota": (cpu, "quota"), "cpu_period": (cpu, "period"),
+                                 "cpu_share": (cpu, "shares"), "cpuset_cpus": (cpu, "cpus"),
+                                 "cpuset_mems": (cpu, "mems"),
+                                 "pids_limit": (pids, "limit")}.items():
+        if flags[flag] is not None:
+            section[key] = flags[flag]
+    res = spec.parse_resources({"memory": mem, "cpu": cpu, "pids": pids})
+    changed = {k: v for k, v in dataclasses.asdict(res).items() if v is not None}
+    reply = launcher.control(container, {"op": "update", "resources": changed})
+    if "error" in reply:
+        raise UserError(reply["error"])
+
+
+@cli.command()
+@click.argument("container_id", metavar="ID")
+@click.pass_context
+def pause(ctx: click.Context, container_id: str) -> None:
+    """Freeze every process of the container."""
+    container, st = _running(ctx, container_id)
+    launcher.freeze(st, True)
+
+
+@cli.command()
+@click.argument("container_id", metavar="ID")
+@click.pass_context
+def resume(ctx: click.Context, container_id: str) -> None:
+    """Thaw a paused container."""
+    container, st = _running(ctx, container_id)
+    if container.status(st) != "paused":
+        raise UserError(f"container {container_id} is not paused")
+    launcher.freeze(st, False)
+
+
+@cli.command()
+def features() -> None:
+    """What this runtime supports (runc's features JSON)."""
+    from runsc_py.spec import CAPABILITIES
+    click.echo(json.dumps({
+        "ociVersionMin": "1.0.0", "ociVersionMax": "1.1.0",
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
+                  "poststart", "poststop"],
+        "mountOptions": ["ro", "rw", "nosuid", "nodev", "noexec", "bind", "rbind"],
+        "linux": {"namespaces": ["pid", "network", "ipc", "uts", "mount"],
+                  "capabilities": ["CAP_" + c for c in CAPABILITIES],
+                  "cgroup": {"v1": True, "v2": True, "systemd": False},
+                  "seccomp": {"enabled": True}},
+        "annotations": {"io.github.runsc-py.platform": "seccomp"},
+    }, indent=2))
 
 
 @cli.command()

@@ -85,8 +85,39 @@ def kill_and_wait(state: dict, timeout: float = 10.0) -> None:
             os.close(fd)
 
 
+def freeze(state: dict, frozen: bool) -> None:
+    try:
+        Cgroup(state["cgroup_path"]).freeze(frozen)
+    except (CgroupError, KeyError) as e:
+        raise UserError(f"{'pause' if frozen else 'resume'}: {e}") from None
+
+
+def sandbox_pids(state: dict) -> list[int]:
+    """Host pids of the container's processes (those in its PID namespace)."""
+    try:
+        ns = os.stat(f"/proc/{state['init_pid']}/ns/pid").st_ino
+    except (OSError, KeyError):
+        return []
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}/ns/pid").st_ino == ns:
+                    pids.append(int(name))
+            except OSError:
+                continue
+    return sorted(pids)
+
+
 def destroy(container: Container, state: dict) -> None:
     """Kill the sandbox if it runs, then remove its cgroup and its state directory."""
+    if state.get("cgroup_path"):
+        try:
+            cgroup = Cgroup(state["cgroup_path"])
+            if cgroup.frozen():
+                cgroup.freeze(False)  # frozen processes cannot die
+        except CgroupError:
+            pass
     kill_and_wait(state)
     if state.get("cgroup_path"):
         try:

@@ -167,7 +167,7 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
     if len(hostname.encode()) > 64 or len(domainname.encode()) > 64:
         raise UserError("config.json: hostname and domainname are limited to 64 bytes")
     _expect(spec.get("annotations") or {}, dict, "annotations")
-    resources = _resources(_expect(linux.get("resources") or {}, dict, "linux.resources"))
+    resources = parse_resources(_expect(linux.get("resources") or {}, dict, "linux.resources"))
     try:
         cgroup_path = cgroup.normalize_path(
             _expect(linux.get("cgroupsPath") or "", str, "linux.cgroupsPath"), container_id)
@@ -185,7 +185,7 @@ def _optional_int(obj: dict, key: str, where: str) -> int | None:
     return None if value is None else _expect(value, int, f"{where}.{key}")
 
 
-def _resources(res: dict) -> cgroup.Resources:
+def parse_resources(res: dict) -> cgroup.Resources:
     """linux.resources: memory, cpu and pids (devices, blockIO, ... are not enforced)."""
     where = "linux.resources"
     memory = _expect(res.get("memory") or {}, dict, where + ".memory")

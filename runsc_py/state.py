@@ -83,9 +83,12 @@ class Container:
         start = process_start_time(pid) if pid else None
         if start is None or start != state.get("pid_start"):
             return "stopped"
-        if os.path.exists(os.path.join(self.dir, STARTED_MARK)):
-            return "running"
-        return "created"
+        if not os.path.exists(os.path.join(self.dir, STARTED_MARK)):
+            return "created"
+        from sentry.cgroup import Cgroup
+        if state.get("cgroup_path") and Cgroup(state["cgroup_path"]).frozen():
+            return "paused"
+        return "running"
 
     def oci_state(self) -> dict:
         """The runtime spec's state object, as `runc state` prints it."""

@@ -211,6 +211,25 @@ class Cgroup:
                     break
                 parent = os.path.dirname(parent)
 
+    def freeze(self, frozen: bool) -> None:
+        """pause / resume: the v1 freezer, or v2's cgroup.freeze; waits until it holds."""
+        if self.v2:
+            self._write("", "cgroup.freeze", "1" if frozen else "0")
+        else:
+            self._write("freezer", "freezer.state", "FROZEN" if frozen else "THAWED")
+        for _ in range(500):
+            if self.frozen() == frozen:
+                return
+            time.sleep(0.01)
+        raise CgroupError("the container's processes did not " +
+                          ("freeze" if frozen else "thaw"))
+
+    def frozen(self) -> bool:
+        if self.v2:
+            events = self._read("", "cgroup.events") or ""
+            return "frozen 1" in events
+        return self._read("freezer", "freezer.state") == "FROZEN"
+
     # -- what the views show ---------------------------------------------------
     def memory_limit(self) -> int | None:
         raw = self._read("" if self.v2 else "memory",
