@@ -8,8 +8,22 @@ from __future__ import annotations
 
 import abc
 import errno
+import os
 
 PATH_MAX = 4096
+# Only the fields handlers use: parsing all of /proc/TID/status costs more than reading it.
+_STATUS_FIELDS = (b"Umask", b"Tgid", b"Uid", b"Gid", b"Groups", b"CapEff")
+
+
+def _status_fields(raw: bytes) -> dict[str, str]:
+    out = {}
+    for key in _STATUS_FIELDS:
+        start = raw.find(b"\n" + key + b":\t")
+        if start < 0:
+            continue
+        start += len(key) + 3
+        out[key.decode()] = raw[start:raw.find(b"\n", start)].decode()
+    return out
 
 
 class TargetGone(Exception):
@@ -71,13 +85,17 @@ class SyscallContext(abc.ABC):
         return int(status["Uid"].split()[0]), int(status["Gid"].split()[0])
 
     def status(self) -> dict[str, str]:
+        """The fields of /proc/TID/status this handler asked for, read once per syscall."""
         cached = getattr(self, "_status", None)
         if cached is None:
             try:
-                with open(f"/proc/{self.pid}/status") as f:
-                    cached = dict(line.rstrip("\n").split(":\t", 1) for line in f
-                                  if ":\t" in line)
+                fd = os.open(f"/proc/{self.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    raw = os.read(fd, 8192)
+                finally:
+                    os.close(fd)
             except OSError:
                 raise TargetGone() from None
+            cached = _status_fields(raw)
             self._status = cached
         return cached
