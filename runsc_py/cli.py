@@ -12,7 +12,8 @@ import tempfile
 
 import click
 
-from runsc_py import exec_proxy, launcher, logs, spec, terminal
+from runsc_py import exec_proxy, hooks, launcher, logs, spec, terminal
+from runsc_py import install as install_mod
 from runsc_py.errors import UserError
 from runsc_py.state import Container, list_ids
 
@@ -73,6 +74,8 @@ def _create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | 
         container.record(bundle, cfg.rootfs, pid, gofer_pid, init_pid,
                          doc.get("ociVersion", "1.0.2"), doc.get("annotations") or {},
                          cfg.cgroup_path)
+        for kind in ("createRuntime", "prestart", "createContainer"):
+            hooks.run_hooks(doc, kind, container.oci_state())
         if pid_file:
             tmp = pid_file + ".tmp"
             with open(tmp, "w") as f:
@@ -108,14 +111,18 @@ def create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | N
 
 
 def _start(container: Container) -> None:
-    status = container.status(container.load())
+    st = container.load()
+    status = container.status(st)
     if status == "stopped":
         raise UserError("cannot start a container that has stopped")
-    if status == "running":
+    if status != "created":
         raise UserError("cannot start an already running container")
+    doc = spec.load(st["bundle"])
+    hooks.run_hooks(doc, "startContainer", container.oci_state())
     reply = launcher.control(container, {"op": "start"})
     if "error" in reply:
         raise UserError(reply["error"])
+    hooks.run_hooks(doc, "poststart", container.oci_state())
 
 
 @cli.command()
@@ -242,9 +249,14 @@ def delete(ctx: click.Context, container_id: str, force: bool) -> None:
         raise UserError(f"container {container_id!r} does not exist")
     st = container.load()
     status = container.status(st)
-    if status == "running" and not force:
-        raise UserError(f"cannot delete container {container_id} that is not stopped: running")
+    if status in ("running", "paused") and not force:
+        raise UserError(f"cannot delete container {container_id} that is not stopped: {status}")
+    final = {**container.oci_state(), "status": "stopped"}
     launcher.destroy(container, st)
+    try:
+        hooks.run_hooks(spec.load(st["bundle"]), "poststop", final)
+    except UserError as e:  # the bundle may be gone by now: nothing left to run
+        log.warning("%s", e)
 
 
 @cli.command("list")
@@ -447,6 +459,23 @@ def features() -> None:
                   "seccomp": {"enabled": True}},
         "annotations": {"io.github.runsc-py.platform": "seccomp"},
     }, indent=2))
+
+
+@cli.command("install")
+@click.option("--runtime", "name", default="runsc-py", show_default=True)
+@click.option("--config-file", default=install_mod.DAEMON_JSON, show_default=True)
+@click.argument("runtime_args", nargs=-1, type=click.UNPROCESSED)
+def install_cmd(name: str, config_file: str, runtime_args: tuple[str, ...]) -> None:
+    """Register runsc-py with Docker (then restart dockerd). Args after -- are passed to it."""
+    click.echo(install_mod.install(config_file, name, list(runtime_args)))
+
+
+@cli.command("uninstall")
+@click.option("--runtime", "name", default="runsc-py", show_default=True)
+@click.option("--config-file", default=install_mod.DAEMON_JSON, show_default=True)
+def uninstall_cmd(name: str, config_file: str) -> None:
+    """Remove runsc-py from Docker's daemon.json."""
+    click.echo(install_mod.uninstall(config_file, name))
 
 
 @cli.command()
