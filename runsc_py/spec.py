@@ -36,6 +36,25 @@ def _expect(value, typ: type, where: str):
     return value
 
 
+def _uint32(value, where: str) -> int:
+    _expect(value, int, where)
+    if not 0 <= value < 1 << 32:
+        raise UserError(f"config.json: {where} must be between 0 and 4294967295")
+    return value
+
+
+def _list_or_absent(obj: dict, key: str, where: str) -> list:
+    """Absent or null means empty; any other non-list ({} or false) is an error."""
+    value = obj.get(key)
+    return [] if value is None else _expect(value, list, where)
+
+
+def _no_nul(value: str, where: str) -> str:
+    if "\0" in value:
+        raise UserError(f"config.json: {where} contains a NUL byte")
+    return value
+
+
 def _string_list(value, where: str) -> list[str]:
     _expect(value, list, where)
     for i, item in enumerate(value):
@@ -88,21 +107,23 @@ def _parse_process(process: dict, where: str) -> ProcessConfig:
     if not cwd.startswith("/"):
         raise UserError(f"config.json: {where}.cwd must be an absolute path")
     user = _expect(process.get("user", {}), dict, f"{where}.user")
-    uid = _expect(user.get("uid", 0), int, f"{where}.user.uid")
-    gid = _expect(user.get("gid", 0), int, f"{where}.user.gid")
-    gids = user.get("additionalGids") or []
-    for i, g in enumerate(_expect(gids, list, f"{where}.user.additionalGids")):
-        _expect(g, int, f"{where}.user.additionalGids[{i}]")
+    uid = _uint32(user.get("uid", 0), f"{where}.user.uid")
+    gid = _uint32(user.get("gid", 0), f"{where}.user.gid")
+    gids = _list_or_absent(user, "additionalGids", f"{where}.user.additionalGids")
+    for i, g in enumerate(gids):
+        _uint32(g, f"{where}.user.additionalGids[{i}]")
     umask = user.get("umask")
     if umask is not None:
         _expect(umask, int, f"{where}.user.umask")
+        if not 0 <= umask <= 0o777:
+            raise UserError(f"config.json: {where}.user.umask must be between 0 and 0777")
     caps = {}
     for kind, names in _expect(process.get("capabilities") or {}, dict,
                                f"{where}.capabilities").items():
         cwhere = f"{where}.capabilities.{kind}"
         caps[kind] = [_capability(n, cwhere) for n in _string_list(names, cwhere)]
     rlimits = []
-    for i, rl in enumerate(_expect(process.get("rlimits") or [], list, f"{where}.rlimits")):
+    for i, rl in enumerate(_list_or_absent(process, "rlimits", f"{where}.rlimits")):
         rwhere = f"{where}.rlimits[{i}]"
         _expect(rl, dict, rwhere)
         kind = _expect(rl.get("type"), str, rwhere + ".type")
@@ -110,6 +131,8 @@ def _parse_process(process: dict, where: str) -> ProcessConfig:
             raise UserError(f"config.json: {rwhere}: unknown rlimit {kind!r}")
         soft = _expect(rl.get("soft"), int, rwhere + ".soft")
         hard = _expect(rl.get("hard"), int, rwhere + ".hard")
+        if not 0 <= soft <= hard < 1 << 64:
+            raise UserError(f"config.json: {rwhere}: need 0 <= soft <= hard < 2^64")
         rlimits.append((getattr(resource, kind), soft, hard))
     size = _expect(process.get("consoleSize") or {}, dict, f"{where}.consoleSize")
     console_size = None
@@ -138,12 +161,15 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
     readonly = _expect(root.get("readonly", False), bool, "root.readonly")
 
     mounts = []
-    for i, m in enumerate(_expect(spec.get("mounts") or [], list, "mounts")):
+    for i, m in enumerate(_list_or_absent(spec, "mounts", "mounts")):
         where = f"mounts[{i}]"
         _expect(m, dict, where)
         dest = _expect(m.get("destination"), str, where + ".destination")
         if not dest.startswith("/"):
             raise UserError(f"config.json: {where}.destination must be an absolute path")
+        if os.path.normpath(_no_nul(dest, where + ".destination")) == "/":
+            raise UserError(f"config.json: {where}.destination: mounting over / is not "
+                            "supported (root.path is the root)")
         _expect(m.get("type", ""), str, where + ".type")
         _expect(m.get("source", ""), str, where + ".source")
         _string_list(m.get("options") or [], where + ".options")
@@ -151,7 +177,7 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
 
     linux = _expect(spec.get("linux") or {}, dict, "linux")
     ns_paths = {}
-    for i, ns in enumerate(_expect(linux.get("namespaces") or [], list, "linux.namespaces")):
+    for i, ns in enumerate(_list_or_absent(linux, "namespaces", "linux.namespaces")):
         where = f"linux.namespaces[{i}]"
         _expect(ns, dict, where)
         ns_type = _expect(ns.get("type"), str, where + ".type")
@@ -162,8 +188,8 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
             if not os.path.exists(path):
                 raise UserError(f"config.json: {where}: namespace path {path!r} does not exist")
             ns_paths[ns_type] = path
-    hostname = _expect(spec.get("hostname", ""), str, "hostname")
-    domainname = _expect(spec.get("domainname", ""), str, "domainname")
+    hostname = _no_nul(_expect(spec.get("hostname", ""), str, "hostname"), "hostname")
+    domainname = _no_nul(_expect(spec.get("domainname", ""), str, "domainname"), "domainname")
     if len(hostname.encode()) > 64 or len(domainname.encode()) > 64:
         raise UserError("config.json: hostname and domainname are limited to 64 bytes")
     _expect(spec.get("annotations") or {}, dict, "annotations")

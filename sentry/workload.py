@@ -135,6 +135,11 @@ def _set_user_and_caps(proc: ProcessConfig, last_cap: int) -> None:
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def resource_name(kind: int) -> str:
+    return next((n for n in dir(resource) if n.startswith("RLIMIT_")
+                 and getattr(resource, n) == kind), str(kind))
+
+
 def _close_other_fds(keep: set[int]) -> None:
     """Only stdio reaches the workload, whatever the sentry held when it forked."""
     low = 3
@@ -165,8 +170,6 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
         keep = {0, 1, 2, sock.fileno()} | ({start_r} if start_r is not None else set())
         _close_other_fds(keep)
         os.chdir(proc.cwd)
-        for kind, soft, hard in proc.rlimits:
-            resource.setrlimit(kind, (soft, hard))
         if proc.umask is not None:
             os.umask(proc.umask)
         notify_fd = seccomp.install_filter(proc.no_new_privs)
@@ -181,9 +184,14 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
     socket.send_fds(sock, [b"ok"], [notify_fd])
     os.close(notify_fd)
     try:
+        # After the listener is made: RLIMIT_NOFILE 0 would forbid that descriptor.
+        for kind, soft, hard in proc.rlimits:
+            where = "rlimit " + resource_name(kind)
+            resource.setrlimit(kind, (soft, hard))
+        where = "user and capabilities"
         _set_user_and_caps(proc, last_cap)
-    except OSError as e:
-        sock.send(f"error:setting user and capabilities: {e}".encode())
+    except (OSError, ValueError) as e:
+        sock.send(f"error:setting {where}: {e}".encode())
         os._exit(1)
     sock.send(b"ready")
     sock.close()

@@ -127,3 +127,13 @@ def test_rlimits_are_applied(runsc, runc, make_bundle):
     bundle.spec["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 321, "hard": 654}]
     bundle.write()
     assert runsc.run(bundle).stdout.split() == runc(bundle).stdout.split() == ["321", "654"]
+
+
+def test_zero_open_files_limit_matches_runc(runsc, runc, make_bundle):
+    """RLIMIT_NOFILE 0 still lets the workload start (on its inherited stdio), as under
+    runc: the sandbox makes its own descriptors before the limit applies."""
+    bundle = make_bundle("/probe", "fds")
+    bundle.spec["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 0, "hard": 0}]
+    bundle.write()
+    ours, theirs = runsc.run(bundle), runc(bundle)
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), (ours, theirs)
