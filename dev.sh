@@ -9,7 +9,18 @@ cd "$(dirname "$0")"
 install() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q $(grep -v '^#' debian-packages.txt)
+    # docker.io's and containerd's postinst would start system daemons (with a bridge
+    # and iptables rules); the tests start their own. Deny service starts during the
+    # install, as Debian's container images do, unless a policy is already in place.
+    local policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+    fi
+    local status=0
+    apt-get install -y -q $(grep -v '^#' debian-packages.txt) || status=$?
+    if [ -n "$policy" ]; then rm -f "$policy"; fi
+    [ "$status" -eq 0 ] || exit "$status"
     python3 -m pip install -q -e '.[test]'
 }
 

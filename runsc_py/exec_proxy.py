@@ -56,6 +56,7 @@ def _proxy(container: Container, proc: ProcessConfig, console_socket: str,
             signal.signal(sig, lambda s, _f: _kill(pid, s))
         os.write(report_w, b"ok")
         os.close(report_w)
+        sentry_main.release_stdio()  # the process has its own stdio (or the pty)
         code = _read_line(sock).get("exit", 137)
     except OSError as e:
         try:

@@ -134,6 +134,7 @@ class Sentry:
             try:
                 sock.close()
                 os.close(ready_r)
+                release_stdio()  # errors go back over ready_w
                 gofer_server.run(peer, cfg.rootfs, cfg.readonly_root, cfg.mounts, cfg.bundle,
                                  ready_w)
             finally:
@@ -433,6 +434,17 @@ def _close_inherited_fds(keep: set[int]) -> None:
                 pass
 
 
+def release_stdio() -> None:
+    """Point 0, 1 and 2 at /dev/null. A detached runtime process must not hold the
+    caller's stdio: containerd's shim reads `create`'s output to EOF, and with a
+    terminal the workload's stdio is the pty, not these."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+
+
 def run(cfg: SandboxConfig, status_w: int, detach: bool) -> None:
     """Body of the sentry process (never returns). Writes "ok:GOFER_PID:INIT_PID" or
     "error:MESSAGE" to status_w once the container is created."""
@@ -453,6 +465,8 @@ def run(cfg: SandboxConfig, status_w: int, detach: bool) -> None:
         sentry.abort()
         os.write(status_w, ("error:" + msg).encode())
         os._exit(1)
+    if detach:
+        release_stdio()  # the workload has its own copies (or the pty)
     os.write(status_w, f"ok:{sentry.gofer_pid}:{sentry.init_pid}".encode())
     os.close(status_w)
     profile_path = os.environ.get("RUNSC_PY_PROFILE")  # bench/: where the sentry's time goes

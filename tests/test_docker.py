@@ -1,0 +1,301 @@
+"""Docker with `--runtime=runsc-py`, end to end: a real dockerd (Debian's docker.io), started
+here with no bridge and no iptables, a busybox image made with `docker import`, and every
+everyday docker command. Where runc is the reference, the same command runs under both."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+IMAGE = "runsc-py-test/busybox:latest"
+
+
+def _runsc_py_binary() -> str:
+    """The installed entry point itself (not a pyenv shim in front of it)."""
+    beside = Path(sys.executable).parent / "runsc-py"
+    found = str(beside) if beside.exists() else shutil.which("runsc-py")
+    if not found:
+        pytest.fail("runsc-py is not installed (pip install -e .)")
+    return found
+
+
+def _mounts_below(path: str) -> list[str]:
+    out = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True,
+                         text=True).stdout.split()
+    return [m for m in out if m == path or m.startswith(path + "/")]
+
+
+class Docker:
+    def __init__(self, sock: str, runtime_root: str) -> None:
+        self.env = {**os.environ, "DOCKER_HOST": f"unix://{sock}"}
+        self.runtime_root = runtime_root  # dockerd's --root for runsc-py
+
+    def __call__(self, *args: str, input: str | None = None, timeout: float = 60,
+                 check: bool = False) -> subprocess.CompletedProcess:
+        r = subprocess.run(["docker", *args], input=input, capture_output=True, text=True,
+                           timeout=timeout, env=self.env)
+        if check and r.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)}: {r}")
+        return r
+
+    def run(self, *args: str, runtime: str = "runsc-py", **kw) -> subprocess.CompletedProcess:
+        return self("run", "--rm", f"--runtime={runtime}", "--network", "none", *args, **kw)
+
+    def in_pty(self, command: str, timeout: float = 60) -> str:
+        """Run a docker command line on a 30x100 terminal (util-linux's script)."""
+        r = subprocess.run(["script", "-qec", f"stty rows 30 cols 100; {command}", "/dev/null"],
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=timeout, env=self.env)
+        assert r.returncode == 0, r
+        # The client's stdin is at EOF; the pty echoes what that makes it send as "^@".
+        return r.stdout.replace("^@", "").replace("\r", "")
+
+
+@pytest.fixture(scope="module")
+def docker(rootfs_template):
+    """A private dockerd: its own data/exec roots and socket, no docker0, no iptables."""
+    if not shutil.which("dockerd"):
+        pytest.fail("dockerd is not installed (the set-up installs Debian's docker.io)")
+    base = tempfile.mkdtemp(prefix="rpd-", dir="/tmp")  # short: socket paths are limited
+    sock = f"{base}/docker.sock"
+    log = open(f"{base}/dockerd.log", "wb")
+    daemon = subprocess.Popen(
+        ["dockerd", "--data-root", f"{base}/data", "--exec-root", f"{base}/exec",
+         "-H", f"unix://{sock}", "--pidfile", f"{base}/docker.pid", "--bridge=none",
+         "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+         "--add-runtime", f"runsc-py={_runsc_py_binary()}"],
+        stdout=log, stderr=subprocess.STDOUT)
+    d = Docker(sock, f"{base}/exec/runtime-runc/moby")
+    try:
+        deadline = time.monotonic() + 60
+        while d("version").returncode != 0:
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"dockerd did not start: {Path(base, 'dockerd.log').read_text()}")
+            time.sleep(0.5)
+        tarball = Path(base) / "rootfs.tar"
+        with tarfile.open(tarball, "w") as tar:
+            tar.add(rootfs_template, arcname=".")
+        r = subprocess.run(["docker", "import", str(tarball), IMAGE], capture_output=True,
+                           text=True, env=d.env)
+        assert r.returncode == 0, r
+        tarball.unlink()
+        yield d
+    finally:
+        left = d("ps", "-aq").stdout.split()
+        if left:
+            d("rm", "-f", *left)
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        log.close()
+        for mount in reversed(_mounts_below(base)):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
+        if not _mounts_below(base):
+            shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def container(docker):
+    """A long-running container under runsc-py: its name; removed afterwards."""
+    names = []
+
+    def start(*args: str, command: str = "while true; do sleep 0.2; done") -> str:
+        name = "c-" + uuid.uuid4().hex[:10]
+        docker("run", "-d", "--name", name, "--runtime=runsc-py", "--network", "none", *args,
+               IMAGE, "sh", "-c", command, check=True)
+        names.append(name)
+        return name
+
+    yield start
+    if names:
+        docker("rm", "-f", *names)
+
+
+# -- the sandbox's kernel, limits and PIDs -----------------------------------------------
+
+def test_uname_is_the_sentrys(docker):
+    assert docker.run(IMAGE, "uname", "-r").stdout.strip() == "4.4.0"
+
+
+def test_memory_limit_shows_in_free(docker):
+    r = docker.run("-m", "128m", IMAGE, "free", "-m")
+    assert r.stdout.splitlines()[1].split()[1] == "128", r
+
+
+def test_cpuset_shows_in_nproc(docker):
+    assert docker.run("--cpuset-cpus", "0", IMAGE, "nproc").stdout.strip() == "1"
+
+
+def test_host_pid_namespace_still_shows_only_the_container(docker):
+    r = docker.run("--pid", "host", IMAGE, "ps", "-o", "pid,comm")
+    assert r.returncode == 0, r
+    rows = [line.split() for line in r.stdout.splitlines()[1:]]
+    assert rows == [["1", "ps"]], r.stdout
+
+
+def test_network_none_has_only_loopback(docker):
+    ours = docker.run(IMAGE, "ls", "/sys/class/net")
+    # /sys is the sentry's (no class/net); the interfaces themselves are the kernel's.
+    links = docker.run(IMAGE, "ip", "-o", "link")
+    reference = docker.run(IMAGE, "ip", "-o", "link", runtime="runc")
+    names = [line.split(":")[1].strip() for line in links.stdout.splitlines()]
+    assert names == ["lo"], (links, ours)
+    assert names == [line.split(":")[1].strip() for line in reference.stdout.splitlines()]
+
+
+# -- stdio, exit codes and terminals ---------------------------------------------------
+
+def test_exit_code(docker):
+    assert docker.run(IMAGE, "sh", "-c", "exit 7").returncode == 7
+
+
+def test_stdin_is_piped_in(docker):
+    r = docker.run("-i", IMAGE, "cat", input="hi\nthere\n")
+    assert (r.returncode, r.stdout) == (0, "hi\nthere\n"), r
+
+
+def test_tty_is_a_terminal_of_the_clients_size(docker):
+    command = "sh -c 'sleep 1; test -t 0 && test -t 1 && echo isatty; stty size; tty'"
+    for runtime in ("runsc-py", "runc"):
+        out = docker.in_pty(f"docker run --rm -it --runtime={runtime} --network none "
+                            f"{IMAGE} {command}")
+        assert out.split() == ["isatty", "30", "100", "/dev/pts/0"], (runtime, out)
+
+
+def test_logs(docker, container):
+    name = container(command="echo to-out; echo to-err >&2; sleep 60")
+    time.sleep(1)
+    r = docker("logs", name)
+    assert (r.stdout, r.stderr) == ("to-out\n", "to-err\n"), r
+
+
+def test_failing_create_shows_runsc_pys_error(docker):
+    r = docker.run(IMAGE, "/no/such/program")
+    assert r.returncode == 127, r
+    assert 'exec: "/no/such/program": no such file or directory' in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+# -- exec, signals, stop ---------------------------------------------------------------
+
+def test_exec_sees_the_same_pids_and_files(docker, container):
+    name = container(command="echo secret > /tmp/f; exec sleep 60")
+    time.sleep(1)
+    r = docker("exec", name, "sh", "-c", "cat /tmp/f; ps -o pid,args")
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines[0] == "secret"
+    assert ["1", "sleep", "60"] in [line.split() for line in lines[2:]], r.stdout
+    assert docker("exec", name, "sh", "-c", "exit 5").returncode == 5
+
+
+def test_exec_with_a_terminal(docker, container):
+    name = container()
+    out = docker.in_pty(f"docker exec -it {name} sh -c 'test -t 0 && echo isatty; tty; "
+                        "ps -o pid,args | grep -c \"sleep 0.2\\|while\"'")
+    assert out.split()[:2] == ["isatty", "/dev/pts/0"], out
+
+
+def test_kill_with_a_signal_reaches_the_workload(docker, container):
+    name = container(command='trap "echo got-HUP" HUP; while true; do sleep 0.2; done')
+    time.sleep(1)
+    docker("kill", "-s", "HUP", name, check=True)
+    time.sleep(1)
+    assert "got-HUP" in docker("logs", name).stdout
+    assert docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true"
+
+
+def test_stop_of_a_workload_that_ignores_term_ends_with_kill(docker, container):
+    name = container(command='trap "" TERM; while true; do sleep 0.2; done')
+    time.sleep(1)
+    began = time.monotonic()
+    docker("stop", "-t", "2", name, check=True)
+    assert time.monotonic() - began >= 2
+    assert docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip() == "137"
+
+
+def test_top_lists_the_containers_processes(docker, container):
+    name = container(command="exec sleep 60")
+    time.sleep(1)
+    r = docker("top", name)
+    assert r.returncode == 0, r
+    assert [line.split()[-2:] for line in r.stdout.splitlines()[1:]] == [["sleep", "60"]]
+
+
+def test_update_memory_changes_the_limit_and_the_view(docker, container):
+    name = container("-m", "128m", "--memory-swap", "256m")
+    docker("update", "--memory", "200m", "--memory-swap", "400m", name, check=True)
+    r = docker("exec", name, "free", "-m")
+    assert r.stdout.splitlines()[1].split()[1] == "200", r
+
+
+def test_pause_freezes_and_unpause_thaws(docker, container):
+    name = container(command="i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done")
+    time.sleep(1)
+    docker("pause", name, check=True)
+    assert docker("inspect", "-f", "{{.State.Status}}", name).stdout.strip() == "paused"
+    top = docker("top", name)
+    assert top.returncode == 0, top
+    time.sleep(0.5)
+    docker("unpause", name, check=True)
+    before = int(docker("exec", name, "cat", "/tmp/n", check=True).stdout)
+    time.sleep(1)
+    assert int(docker("exec", name, "cat", "/tmp/n", check=True).stdout) > before
+
+
+# -- files, mounts, users and environment ----------------------------------------------
+
+def test_bind_mount_writes_reach_the_host(docker, tmp_path):
+    r = docker.run("-v", f"{tmp_path}:/data", IMAGE, "sh", "-c", "echo hello > /data/out")
+    assert r.returncode == 0, r
+    assert (tmp_path / "out").read_text() == "hello\n"
+
+
+def test_read_only_bind_mount_gives_erofs(docker, tmp_path):
+    (tmp_path / "keep").write_text("x")
+    for runtime in ("runsc-py", "runc"):
+        r = docker.run("-v", f"{tmp_path}:/data:ro", IMAGE, "sh", "-c",
+                       "cat /data/keep; echo y > /data/keep", runtime=runtime)
+        assert r.returncode == 1 and r.stdout == "x", (runtime, r)
+        assert "Read-only file system" in r.stderr, (runtime, r)
+    assert (tmp_path / "keep").read_text() == "x"
+
+
+def test_read_only_root_with_a_tmpfs(docker):
+    script = "touch /t/ok && echo tmpfs-ok; touch /root/no"
+    for runtime in ("runsc-py", "runc"):
+        r = docker.run("--read-only", "--tmpfs", "/t", IMAGE, "sh", "-c", script,
+                       runtime=runtime)
+        assert r.stdout == "tmpfs-ok\n", (runtime, r)
+        assert "Read-only file system" in r.stderr, (runtime, r)
+
+
+def test_user_env_workdir_and_hostname_match_runc(docker):
+    args = ("-u", "1000:1000", "-e", "GREETING=hi there", "-w", "/tmp",
+            "--hostname", "sandboxed", IMAGE, "sh", "-c",
+            'id -u; id -g; echo "$GREETING"; pwd; hostname; touch f; stat -c %u:%g f')
+    ours, theirs = docker.run(*args), docker.run(*args, runtime="runc")
+    assert ours.stdout.splitlines() == ["1000", "1000", "hi there", "/tmp", "sandboxed",
+                                        "1000:1000"], ours
+    assert ours.stdout == theirs.stdout
+
+
+def test_nothing_is_left_in_the_runtime_root(docker):
+    """After `docker run --rm` returns, runsc-py's state for it is gone (delete ran)."""
+    assert docker.run(IMAGE, "true").returncode == 0
+    deadline = time.monotonic() + 10
+    while os.path.isdir(docker.runtime_root) and os.listdir(docker.runtime_root):
+        assert time.monotonic() < deadline, os.listdir(docker.runtime_root)
+        time.sleep(0.2)
