@@ -13,7 +13,10 @@ DAEMON_JSON = "/etc/docker/daemon.json"
 
 
 def runtime_path() -> str:
-    found = shutil.which("runsc-py")
+    """The installed entry point: the one beside this Python (a shim earlier on PATH,
+    such as pyenv's, would cost a shell start on every call dockerd makes)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "runsc-py")
+    found = beside if os.access(beside, os.X_OK) else shutil.which("runsc-py")
     return os.path.realpath(found or sys.argv[0])
 
 
