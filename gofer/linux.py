@@ -232,3 +232,7 @@ def renameat2(olddirfd: int, old: str | bytes, newdirfd: int, new: str | bytes,
 def faccess_fd(fd: int, mode: int, effective: bool) -> None:
     """access(2) on what fd names (an O_PATH descriptor will do)."""
     syscall(NR_FACCESSAT2, fd, b"", mode, AT_EMPTY_PATH | (AT_EACCESS if effective else 0))
+
+
+def sched_getcpu() -> int:
+    return _check(_libc.sched_getcpu())

@@ -19,6 +19,7 @@ CAPABILITIES = [
     "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
     "PERFMON", "BPF", "CHECKPOINT_RESTORE",
 ]
+SHARE_CPU_ANNOTATION = "dev.runsc-py.share-cpu"
 _NAMESPACE_TYPES = {"pid", "network", "ipc", "uts", "mount", "user", "cgroup", "time"}
 
 
@@ -192,7 +193,11 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
     domainname = _no_nul(_expect(spec.get("domainname", ""), str, "domainname"), "domainname")
     if len(hostname.encode()) > 64 or len(domainname.encode()) > 64:
         raise UserError("config.json: hostname and domainname are limited to 64 bytes")
-    _expect(spec.get("annotations") or {}, dict, "annotations")
+    annotations = _expect(spec.get("annotations") or {}, dict, "annotations")
+    share_cpu = annotations.get(SHARE_CPU_ANNOTATION, "false")
+    if share_cpu not in ("true", "false"):
+        raise UserError(f"config.json: annotations.{SHARE_CPU_ANNOTATION} must be "
+                        "\"true\" or \"false\"")
     resources = parse_resources(_expect(linux.get("resources") or {}, dict, "linux.resources"))
     try:
         cgroup_path = cgroup.normalize_path(
@@ -203,7 +208,8 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
         container_id=container_id, bundle=bundle, rootfs=rootfs, readonly_root=readonly,
         mounts=mounts, hostname=hostname or container_id[:63] or "localhost",
         domainname=domainname, process=process, namespace_paths=ns_paths,
-        state_dir=state_dir, resources=resources, cgroup_path=cgroup_path)
+        state_dir=state_dir, resources=resources, cgroup_path=cgroup_path,
+        share_cpu=share_cpu == "true")
 
 
 def _optional_int(obj: dict, key: str, where: str) -> int | None:

@@ -38,3 +38,4 @@ class SandboxConfig:
     resources: Resources = field(default_factory=Resources)
     cgroup_path: str = ""  # below each hierarchy's root
     console_socket: str = ""  # where the pty master goes when process.terminal
+    share_cpu: bool = False  # the workload runs on the sentry's CPU (README: Performance)

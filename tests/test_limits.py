@@ -137,3 +137,34 @@ def test_zero_open_files_limit_matches_runc(runsc, runc, make_bundle):
     bundle.write()
     ours, theirs = runsc.run(bundle), runc(bundle)
     assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), (ours, theirs)
+
+
+def _cpus_allowed(pid: int) -> str:
+    with open(f"/proc/{pid}/status") as f:
+        return next(line.split()[1] for line in f if line.startswith("Cpus_allowed_list"))
+
+
+def _placement(runsc, bundle, *flags: str) -> dict[str, str]:
+    cid = "place-" + os.urandom(4).hex()
+    assert runsc(*flags, "create", "--bundle", str(bundle.path), cid).returncode == 0
+    state = json.loads((runsc.root / cid / "state.json").read_text())
+    try:
+        return {k: _cpus_allowed(state[k]) for k in ("pid", "gofer_pid", "init_pid")}
+    finally:
+        runsc("delete", "--force", cid)
+
+
+def test_cpu_placement(runsc, make_bundle):
+    """The sentry and gofer share one CPU; the workload keeps the caller's CPUs, or
+    joins the sentry's with --share-cpu or the annotation."""
+    host = _cpus_allowed(os.getpid())
+    bundle = make_bundle("sleep", "1000")
+    spread = _placement(runsc, bundle)
+    assert spread["pid"] == spread["gofer_pid"] and spread["pid"].isdigit(), spread
+    assert spread["init_pid"] == host, spread
+    shared = _placement(runsc, bundle, "--share-cpu")
+    assert shared["pid"] == shared["gofer_pid"] == shared["init_pid"], shared
+    bundle.spec["annotations"] = {"dev.runsc-py.share-cpu": "true"}
+    bundle.write()
+    annotated = _placement(runsc, bundle)
+    assert annotated["pid"] == annotated["init_pid"], annotated

@@ -38,6 +38,8 @@ NOTIF_RECV = _iowr(0, _NOTIF.size)
 NOTIF_SEND = _iowr(1, _RESP.size)
 NOTIF_ID_VALID = _iow(2, 8)
 NOTIF_ADDFD = _iow(3, _ADDFD.size)
+NOTIF_SET_FLAGS = _iow(4, 8)
+USER_NOTIF_FD_SYNC_WAKE_UP = 1
 RESP_FLAG_CONTINUE = 1
 ADDFD_FLAG_SEND = 2
 
@@ -160,6 +162,11 @@ class SeccompPlatform:
     def __init__(self, notify_fd: int, kernel: object) -> None:
         self.notify_fd = notify_fd
         self.kernel = kernel
+        try:
+            # Linux 6.6+ (made for gVisor): the answer wakes the workload on this CPU.
+            fcntl.ioctl(notify_fd, NOTIF_SET_FLAGS, struct.pack("Q", USER_NOTIF_FD_SYNC_WAKE_UP))
+        except OSError as e:
+            log.debug("seccomp notification sync wake-up unavailable: %s", e)
         self._buf = bytearray(_NOTIF.size)
 
     def fileno(self) -> int:
