@@ -126,8 +126,9 @@ class OCIRuntime:
         if self.name == "runsc-py":
             r = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
                                capture_output=True, text=True)
+            flags = "".join(" " + f for f in self.command[3:])
             if r.returncode == 0 and r.stdout.strip():
-                return f"runsc-py {r.stdout.strip()}"
+                return f"runsc-py {r.stdout.strip()}{flags}"
             try:
                 return f"runsc-py {metadata.version('runsc-py')} (no git checkout)"
             except metadata.PackageNotFoundError:
@@ -159,10 +160,12 @@ class Native:
         return "host " + os.uname().release
 
 
-def oci_runtimes(state: Path) -> list[OCIRuntime]:
-    """runsc-py, runc and runsc (network off), each with its own --root under state."""
+def oci_runtimes(state: Path, runsc_py_flags: list[str]) -> list[OCIRuntime]:
+    """runsc-py (with its global flags), runc and runsc (network off), each with its own
+    --root under state."""
     return [
-        OCIRuntime("runsc-py", [sys.executable, "-m", "runsc_py.cli"], state / "runsc-py"),
+        OCIRuntime("runsc-py", [sys.executable, "-m", "runsc_py.cli", *runsc_py_flags],
+                   state / "runsc-py"),
         OCIRuntime("runc", ["runc"], state / "runc"),
         OCIRuntime("runsc", ["runsc", "--network=none"], state / "runsc"),
     ]

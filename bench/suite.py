@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results",
                    help="directory for latest.md, <date>.json and ratios.png "
                         "(default bench/results)")
+    p.add_argument("--share-cpu", action="store_true",
+                   help="run runsc-py with --share-cpu (the workload on the sentry's CPU)")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                    help=f"where the Debian rootfs tarball is kept (default {DEFAULT_CACHE})")
     args = p.parse_args(argv)
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         helpers = compile_helpers(work / "helpers")
         rootfs, skipped = build_rootfs(cases, work, helpers, opts.cache)
-        runtimes = oci_runtimes(work / "state")
+        runtimes = oci_runtimes(work / "state", ["--share-cpu"] if opts.share_cpu else [])
         native = Native(helpers)
         for rt in runtimes:
             if rt.missing():
