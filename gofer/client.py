@@ -18,8 +18,7 @@ class GoferClient:
 
     def call(self, op: str, creds: tuple | None = None, **args) -> tuple:
         """Run op in the gofer; (result, fd or None). Raises OSError with the gofer's errno."""
-        req = {"op": op, **{k: protocol.path_to_wire(v) if isinstance(v, bytes) else v
-                            for k, v in args.items()}}
+        req = {"op": op, **args}
         if creds is not None:
             req["creds"] = creds
         try:
@@ -29,9 +28,11 @@ class GoferClient:
             raise GoferGone() from None
         if reply is None:
             raise GoferGone()
-        if "errno" in reply:
-            raise OSError(reply["errno"], os.strerror(reply["errno"]))
-        return reply["ok"], fd
+        if "ok" in reply:
+            return reply["ok"], fd
+        err = reply.get("errno")
+        err = err if isinstance(err, int) and err > 0 else errno.EIO  # a malformed reply
+        raise OSError(err, os.strerror(err))
 
     def open(self, path: bytes, flags: int, mode: int = 0, creds: tuple | None = None) -> int:
         _, fd = self.call("open", creds, path=path, flags=flags, mode=mode)

@@ -130,11 +130,25 @@ def mount_setattr_readonly(path: str, recursive: bool = True) -> None:
             ctypes.create_string_buffer(attr, len(attr)), len(attr))
 
 
+# The gofer's hot calls (openat2 and newfstatat, once or twice per request) go through
+# their own prototyped syscall() handles and reuse their buffers: converting arguments
+# and building ctypes objects per call costs more than the syscall.
+_openat2_call = ctypes.CDLL(None, use_errno=True).syscall
+_openat2_call.restype = ctypes.c_long
+_openat2_call.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p,
+                          ctypes.c_size_t)
+_how = ctypes.create_string_buffer(24)
+_fstatat_call = ctypes.CDLL(None, use_errno=True).syscall
+_fstatat_call.restype = ctypes.c_long
+_fstatat_call.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p,
+                          ctypes.c_int)
+_stat_buf = ctypes.create_string_buffer(144)
+
+
 def openat2(dirfd: int, path: str | bytes, flags: int, mode: int = 0,
             resolve: int = 0) -> int:
-    how = struct.pack("QQQ", flags, mode, resolve)
-    return syscall(NR_OPENAT2, dirfd, _path(path),
-                   ctypes.create_string_buffer(how, len(how)), len(how))
+    struct.pack_into("QQQ", _how, 0, flags, mode, resolve)
+    return _check(_openat2_call(NR_OPENAT2, dirfd, _path(path), _how, 24))
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
@@ -180,7 +194,7 @@ def process_vm_read(pid: int, addr: int, size: int) -> bytes:
     n = _vm_readv(pid, _vm_local, 1, _vm_remote, 1, 0)
     if n < 0:
         _check(n)
-    return _vm_buf.raw[:n] if n < 4096 else ctypes.string_at(_vm_buf, n)
+    return ctypes.string_at(_vm_buf, n)  # not .raw: that copies the whole buffer
 
 
 def process_vm_write(pid: int, addr: int, data: bytes) -> int:
@@ -197,9 +211,8 @@ def process_vm_write(pid: int, addr: int, data: bytes) -> int:
 
 def fstatat_raw(dirfd: int, path: str | bytes, flags: int) -> bytes:
     """The kernel's struct stat (x86_64, 144 bytes) exactly as newfstatat fills it."""
-    buf = ctypes.create_string_buffer(144)
-    syscall(NR_NEWFSTATAT, dirfd, _path(path), buf, flags)
-    return buf.raw
+    _check(_fstatat_call(NR_NEWFSTATAT, dirfd, _path(path), _stat_buf, flags))
+    return _stat_buf.raw
 
 
 def statx_raw(dirfd: int, path: str | bytes, flags: int, mask: int) -> bytes:

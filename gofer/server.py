@@ -93,12 +93,12 @@ class Gofer:
                 raw = linux.statx_raw(fd, b"", linux.AT_EMPTY_PATH | sync, statx_mask)
         finally:
             os.close(fd)
-        return protocol.raw_to_wire(raw), None
+        return raw, None
 
     def op_statfs(self, path: bytes):
         fd = self._resolve(path, os.O_PATH)
         try:
-            return protocol.raw_to_wire(linux.fstatfs_raw(fd)), None
+            return linux.fstatfs_raw(fd), None
         finally:
             os.close(fd)
 
@@ -124,7 +124,7 @@ class Gofer:
     def op_readlink(self, path: bytes):
         fd = self._resolve(path, os.O_PATH | os.O_NOFOLLOW)
         try:
-            return protocol.path_to_wire(os.readlink(b"", dir_fd=fd)), None
+            return os.readlink(b"", dir_fd=fd), None
         except FileNotFoundError:
             raise OSError(errno.EINVAL, "not a symbolic link") from None
         finally:
@@ -212,11 +212,10 @@ class Gofer:
             os.close(fd)
         return 0, None
 
-    def op_utimens(self, path: bytes, times: str | None, follow: bool):
+    def op_utimens(self, path: bytes, times: bytes | None, follow: bool):
         fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
         try:
-            raw = protocol.raw_from_wire(times) if times is not None else None
-            linux.utimensat(fd, b"", raw, linux.AT_EMPTY_PATH)
+            linux.utimensat(fd, b"", times, linux.AT_EMPTY_PATH)
         finally:
             os.close(fd)
         return 0, None
@@ -230,24 +229,30 @@ class Gofer:
         return 0, None
 
     # -- loop ------------------------------------------------------------------
-    _PATH_ARGS = ("path", "old", "new", "target")
+    def _dispatch(self, req: dict) -> tuple:
+        op = req.pop("op", None)
+        handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
+        if handler is None:
+            raise OSError(errno.ENOSYS, f"unknown gofer operation {op!r}")
+        creds = req.pop("creds", None)
+        if creds is not None:
+            self._set_creds(creds)
+        return handler(**req)
 
     def serve(self) -> None:
         while True:
-            req, _fd = protocol.recv(self.sock)
+            req, passed = protocol.recv(self.sock)
             if req is None:
                 return
-            op = req.pop("op")
-            creds = req.pop("creds", None)
-            for key in self._PATH_ARGS:
-                if key in req:
-                    req[key] = protocol.path_from_wire(req[key])
+            if passed is not None:
+                os.close(passed)  # no operation takes a descriptor
             try:
-                if creds is not None:
-                    self._set_creds(creds)
-                result, fd = getattr(self, "op_" + op)(**req)
+                result, fd = self._dispatch(req)
             except OSError as e:
                 protocol.send(self.sock, {"errno": e.errno or errno.EIO})
+                continue
+            except (TypeError, ValueError, KeyError, AttributeError):
+                protocol.send(self.sock, {"errno": errno.EINVAL})  # a malformed request
                 continue
             try:
                 protocol.send(self.sock, {"ok": result}, fd)

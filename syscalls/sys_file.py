@@ -6,7 +6,6 @@ import os
 import stat as stat_mod
 import struct
 
-from gofer import protocol
 from syscalls.context import SyscallContext
 from syscalls.paths import (
     AT_EMPTY_PATH,
@@ -108,7 +107,7 @@ def _stat(ctx: SyscallContext, dirfd: int, addr: int, buf: int, flags: int) -> N
         return ctx.passthrough()  # fstat of a descriptor the sandbox holds
     raw, _ = _gofer(ctx, "stat", path=at(ctx, dirfd, addr),
                     follow=not flags & AT_SYMLINK_NOFOLLOW, statx_mask=None, sync=0)
-    ctx.write(buf, protocol.raw_from_wire(raw))
+    ctx.write(buf, raw)
     ctx.reply(0)
 
 
@@ -131,13 +130,13 @@ def statx(ctx: SyscallContext) -> None:
     raw, _ = _gofer(ctx, "stat", path=at(ctx, dirfd, addr),
                     follow=not flags & AT_SYMLINK_NOFOLLOW, statx_mask=mask & 0xFFFFFFFF,
                     sync=flags & 0x6000)
-    ctx.write(buf, protocol.raw_from_wire(raw))
+    ctx.write(buf, raw)
     ctx.reply(0)
 
 
 def statfs(ctx: SyscallContext) -> None:
     raw, _ = _gofer(ctx, "statfs", path=at(ctx, AT_FDCWD, ctx.args[0]))
-    ctx.write(ctx.args[1], protocol.raw_from_wire(raw))
+    ctx.write(ctx.args[1], raw)
     ctx.reply(0)
 
 
@@ -172,7 +171,7 @@ def _readlink(ctx: SyscallContext, dirfd: int, addr: int, buf: int, size: int) -
     if read_path(ctx, addr) == b"" and as_int(dirfd) != AT_FDCWD:
         return ctx.passthrough()  # the descriptor's own link
     target, _ = _gofer(ctx, "readlink", path=at(ctx, dirfd, addr))
-    data = protocol.path_from_wire(target)[:size]
+    data = target[:size]
     ctx.write(buf, data)
     ctx.reply(len(data))
 
@@ -202,7 +201,7 @@ def fchdir(ctx: SyscallContext) -> None:
     if not stat_mod.S_ISDIR(st.st_mode):
         raise OSError(errno.ENOTDIR, "not a directory")
     raw, _ = _gofer(ctx, "stat", path=path, follow=False, statx_mask=None, sync=0)
-    dev, ino = struct.unpack_from("QQ", protocol.raw_from_wire(raw))
+    dev, ino = struct.unpack_from("QQ", raw)
     if (dev, ino) != (st.st_dev, st.st_ino):
         # Not the container's directory at that path: a descriptor from outside.
         raise OSError(errno.EACCES, "directory is not inside the container")
@@ -360,7 +359,7 @@ def fchownat(ctx: SyscallContext) -> None:
 def _utimens(ctx: SyscallContext, dirfd: int, addr: int, times: bytes | None,
              flags: int) -> None:
     _gofer(ctx, "utimens", path=at(ctx, dirfd, addr),
-           times=protocol.raw_to_wire(times) if times is not None else None,
+           times=times,
            follow=not flags & AT_SYMLINK_NOFOLLOW)
     ctx.reply(0)
 
