@@ -164,7 +164,8 @@ class SeccompPlatform:
         self.kernel = kernel
         try:
             # Linux 6.6+ (made for gVisor): the answer wakes the workload on this CPU.
-            fcntl.ioctl(notify_fd, NOTIF_SET_FLAGS, struct.pack("Q", USER_NOTIF_FD_SYNC_WAKE_UP))
+            # The flags are the ioctl's argument itself, not a pointer to them.
+            fcntl.ioctl(notify_fd, NOTIF_SET_FLAGS, USER_NOTIF_FD_SYNC_WAKE_UP)
         except OSError as e:
             log.debug("seccomp notification sync wake-up unavailable: %s", e)
         self._buf = bytearray(_NOTIF.size)
