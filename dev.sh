@@ -22,6 +22,9 @@ install() {
     if [ -n "$policy" ]; then rm -f "$policy"; fi
     [ "$status" -eq 0 ] || exit "$status"
     python3 -m pip install -q -e '.[test]'
+    # Every runtime command is a fresh interpreter: compile once here, because with
+    # PYTHONDONTWRITEBYTECODE set (as on these machines) nothing would be cached.
+    python3 -m compileall -q runsc_py sentry syscalls gofer
 }
 
 case "${1:-}" in
