@@ -149,3 +149,18 @@ def probe_lines(out: str) -> dict[str, list[str]]:
         op, _, value = line.partition(": ")
         results.setdefault(op, []).append(value)
     return results
+
+
+def runsc_py_binary() -> str:
+    """The installed entry point itself (not a pyenv shim in front of it)."""
+    beside = Path(sys.executable).parent / "runsc-py"
+    found = str(beside) if beside.exists() else shutil.which("runsc-py")
+    if not found:
+        pytest.fail("runsc-py is not installed (pip install -e .)")
+    return found
+
+
+def mounts_below(path: str) -> list[str]:
+    out = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True,
+                         text=True).stdout.split()
+    return [m for m in out if m == path or m.startswith(path + "/")]

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -15,23 +14,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import mounts_below, runsc_py_binary
 
 IMAGE = "runsc-py-test/busybox:latest"
-
-
-def _runsc_py_binary() -> str:
-    """The installed entry point itself (not a pyenv shim in front of it)."""
-    beside = Path(sys.executable).parent / "runsc-py"
-    found = str(beside) if beside.exists() else shutil.which("runsc-py")
-    if not found:
-        pytest.fail("runsc-py is not installed (pip install -e .)")
-    return found
-
-
-def _mounts_below(path: str) -> list[str]:
-    out = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True,
-                         text=True).stdout.split()
-    return [m for m in out if m == path or m.startswith(path + "/")]
 
 
 class Docker:
@@ -72,7 +57,7 @@ def docker(rootfs_template):
         ["dockerd", "--data-root", f"{base}/data", "--exec-root", f"{base}/exec",
          "-H", f"unix://{sock}", "--pidfile", f"{base}/docker.pid", "--bridge=none",
          "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-         "--add-runtime", f"runsc-py={_runsc_py_binary()}"],
+         "--add-runtime", f"runsc-py={runsc_py_binary()}"],
         stdout=log, stderr=subprocess.STDOUT)
     d = Docker(sock, f"{base}/exec/runtime-runc/moby")
     try:
@@ -100,9 +85,9 @@ def docker(rootfs_template):
             daemon.kill()
             daemon.wait()
         log.close()
-        for mount in reversed(_mounts_below(base)):
+        for mount in reversed(mounts_below(base)):
             subprocess.run(["umount", "-l", mount], capture_output=True)
-        if not _mounts_below(base):
+        if not mounts_below(base):
             shutil.rmtree(base, ignore_errors=True)
 
 
