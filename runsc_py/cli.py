@@ -79,7 +79,7 @@ def _create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | 
                          doc.get("ociVersion", "1.0.2"), doc.get("annotations") or {},
                          cfg.cgroup_path)
         for kind in ("createRuntime", "prestart", "createContainer"):
-            hooks.run_hooks(doc, kind, container.oci_state())
+            hooks.run_hooks(doc, kind, container.oci_state("creating"))
         if pid_file:
             tmp = pid_file + ".tmp"
             with open(tmp, "w") as f:

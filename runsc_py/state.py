@@ -90,10 +90,11 @@ class Container:
             return "paused"
         return "running"
 
-    def oci_state(self) -> dict:
-        """The runtime spec's state object, as `runc state` prints it."""
+    def oci_state(self, status: str | None = None) -> dict:
+        """The runtime spec's state object, as `runc state` prints it; status overrides
+        what the processes say (the create hooks see "creating")."""
         state = self.load()
-        status = self.status(state)
+        status = status or self.status(state)
         return {
             "ociVersion": state.get("ociVersion", "1.0.2"),
             "id": self.id,
