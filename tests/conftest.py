@@ -164,3 +164,18 @@ def mounts_below(path: str) -> list[str]:
     out = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True,
                          text=True).stdout.split()
     return [m for m in out if m == path or m.startswith(path + "/")]
+
+
+def stop_daemon(daemon: subprocess.Popen, base: str) -> None:
+    """End a daemon a fixture started (by its pid), unmount what it left below its private
+    directory, and remove that directory only once nothing is mounted below it."""
+    daemon.terminate()
+    try:
+        daemon.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
+    for mount in reversed(mounts_below(base)):
+        subprocess.run(["umount", "-l", mount], capture_output=True)
+    if not mounts_below(base):
+        shutil.rmtree(base, ignore_errors=True)

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import mounts_below, runsc_py_binary
+from conftest import runsc_py_binary, stop_daemon
 
 NAMESPACE = "runsc-py-test"
 
@@ -97,17 +97,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     finally:
         for cid in c("container", "ls", "-q").stdout.split():
             c.remove(cid)
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop_daemon(daemon, base)
         log.close()
-        for mount in reversed(mounts_below(base)):
-            subprocess.run(["umount", "-l", mount], capture_output=True)
-        if not mounts_below(base):
-            shutil.rmtree(base, ignore_errors=True)
         try:
             os.rmdir(c.runtime_root)  # made by the shim's runtime calls, empty by now
         except OSError:

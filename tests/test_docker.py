@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tarfile
 import tempfile
@@ -14,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import mounts_below, runsc_py_binary
+from conftest import runsc_py_binary, stop_daemon
 
 IMAGE = "runsc-py-test/busybox:latest"
 
@@ -78,17 +77,8 @@ def docker(rootfs_template):
         left = d("ps", "-aq").stdout.split()
         if left:
             d("rm", "-f", *left)
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop_daemon(daemon, base)
         log.close()
-        for mount in reversed(mounts_below(base)):
-            subprocess.run(["umount", "-l", mount], capture_output=True)
-        if not mounts_below(base):
-            shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
