@@ -13,6 +13,7 @@ _libc.syscall.restype = ctypes.c_long
 
 # x86_64 syscall numbers used directly (no glibc wrapper in Debian 12 for some).
 NR_PIVOT_ROOT = 155
+NR_CAPGET = 125
 NR_CAPSET = 126
 NR_OPENAT2 = 437
 NR_MOUNT_SETATTR = 442
@@ -249,3 +250,24 @@ def faccess_fd(fd: int, mode: int, effective: bool) -> None:
 
 def sched_getcpu() -> int:
     return _check(_libc.sched_getcpu())
+
+
+_CAP_VERSION_3 = 0x20080522
+
+
+def capget() -> tuple[int, int, int]:
+    """(effective, permitted, inheritable) capability masks of the calling thread."""
+    header = ctypes.create_string_buffer(struct.pack("Ii", _CAP_VERSION_3, 0), 8)
+    data = ctypes.create_string_buffer(24)
+    syscall(NR_CAPGET, header, data)
+    e0, p0, i0, e1, p1, i1 = struct.unpack("6I", data.raw)
+    return e0 | e1 << 32, p0 | p1 << 32, i0 | i1 << 32
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    header = struct.pack("Ii", _CAP_VERSION_3, 0)
+    data = struct.pack("6I", effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF,
+                       inheritable & 0xFFFFFFFF, effective >> 32, permitted >> 32,
+                       inheritable >> 32)
+    syscall(NR_CAPSET, ctypes.create_string_buffer(header, 8),
+            ctypes.create_string_buffer(data, 24))

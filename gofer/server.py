@@ -33,6 +33,9 @@ class Gofer:
         self.sock = sock
         self.rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.creds: tuple | None = None
+        _, self.permitted, self.inheritable = linux.capget()
+        # The sentry's own requests (no workload thread behind them) run as full root.
+        self.own_creds = (0, 0, [], 0o022, self.permitted)
 
     # -- helpers ---------------------------------------------------------------
     def _resolve(self, path: bytes, flags: int, mode: int = 0) -> int:
@@ -49,17 +52,22 @@ class Gofer:
             name += b"/"  # keep the kernel's trailing-slash semantics
         return self._resolve(head or b"/", os.O_PATH | os.O_DIRECTORY), name
 
-    def _set_creds(self, creds: list) -> None:
-        uid, gid, groups, umask = creds[0], creds[1], tuple(creds[2]), creds[3]
+    def _set_creds(self, creds: tuple | list | None) -> None:
+        """Act as the calling thread: its fsuid, fsgid, groups, umask and effective
+        capabilities (the gofer's own are a superset: it runs as root)."""
+        uid, gid, groups, umask, caps = creds if creds is not None else self.own_creds
+        groups = tuple(groups)
         os.umask(umask)
-        if self.creds == (uid, gid, groups):
+        if self.creds == (uid, gid, groups, caps):
             return
         _libc.setfsuid(0)
         _libc.setfsgid(0)
         os.setgroups(list(groups))
         _libc.setfsgid(gid)
         _libc.setfsuid(uid)
-        self.creds = (uid, gid, groups)
+        # After setfsuid, which drops or restores the filesystem capabilities by itself.
+        linux.capset(caps & self.permitted, self.permitted, self.inheritable)
+        self.creds = (uid, gid, groups, caps)
 
     def _check_device(self, fd: int) -> None:
         st = os.fstat(fd)
@@ -102,21 +110,12 @@ class Gofer:
         finally:
             os.close(fd)
 
-    def op_access(self, path: bytes, mode: int, flags: int, ruid: int, rgid: int):
-        fd = self._resolve(path, os.O_PATH | (os.O_NOFOLLOW if flags & linux.AT_SYMLINK_NOFOLLOW
-                                              else 0))
+    def op_access(self, path: bytes, mode: int, follow: bool):
+        """access(2) as the credentials set for this request (the sentry passes the real
+        ids when the call asked for them)."""
+        fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
         try:
-            if flags & linux.AT_EACCESS:  # check with the effective (fs) ids, as set
-                linux.faccess_fd(fd, mode, effective=True)
-            else:
-                # access() checks with the real ids: take them for the call.
-                os.setresgid(rgid, -1, -1)
-                os.setresuid(ruid, -1, -1)
-                try:
-                    linux.faccess_fd(fd, mode, effective=False)
-                finally:
-                    os.setresuid(0, -1, -1)
-                    os.setresgid(0, -1, -1)
+            linux.faccess_fd(fd, mode, effective=True)
         finally:
             os.close(fd)
         return 0, None
@@ -234,9 +233,7 @@ class Gofer:
         handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
         if handler is None:
             raise OSError(errno.ENOSYS, f"unknown gofer operation {op!r}")
-        creds = req.pop("creds", None)
-        if creds is not None:
-            self._set_creds(creds)
+        self._set_creds(req.pop("creds", None))
         return handler(**req)
 
     def serve(self) -> None:

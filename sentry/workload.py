@@ -3,7 +3,6 @@ container tree, rlimits, the seccomp filter, user and capabilities, then the wai
 `start`. Runs in the child the sentry forks inside the new PID namespace."""
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
 import resource
@@ -19,16 +18,6 @@ from sentry.config import ProcessConfig, SandboxConfig
 from sentry.platform import seccomp
 
 _NS_FLAGS = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC}
-_CAP_VERSION_3 = 0x20080522
-
-
-def _capset(effective: int, permitted: int, inheritable: int) -> None:
-    header = struct.pack("Ii", _CAP_VERSION_3, 0)
-    data = struct.pack("6I", effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF,
-                       inheritable & 0xFFFFFFFF, effective >> 32, permitted >> 32,
-                       inheritable >> 32)
-    linux.syscall(linux.NR_CAPSET, ctypes.create_string_buffer(header, 8),
-                  ctypes.create_string_buffer(data, 24))
 
 
 def _mask(caps: list[int]) -> int:
@@ -123,7 +112,7 @@ def _set_user_and_caps(proc: ProcessConfig, last_cap: int) -> None:
     os.setresgid(proc.gid, proc.gid, proc.gid)
     os.setresuid(proc.uid, proc.uid, proc.uid)
     linux.prctl(linux.PR_SET_KEEPCAPS, 0)
-    _capset(_mask(caps.get("effective", [])), _mask(caps.get("permitted", [])),
+    linux.capset(_mask(caps.get("effective", [])), _mask(caps.get("permitted", [])),
             _mask(caps.get("inheritable", [])))
     linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
     for cap in caps.get("ambient", []):

@@ -12,7 +12,7 @@ import os
 
 PATH_MAX = 4096
 # Only the fields handlers use: parsing all of /proc/TID/status costs more than reading it.
-_STATUS_FIELDS = (b"Umask", b"Tgid", b"Uid", b"Gid", b"Groups", b"CapEff")
+_STATUS_FIELDS = (b"Umask", b"Tgid", b"Uid", b"Gid", b"Groups", b"CapPrm", b"CapEff")
 
 
 def _status_fields(raw: bytes) -> dict[str, str]:
@@ -74,11 +74,14 @@ class SyscallContext(abc.ABC):
                 raise OSError(errno.EFAULT, "bad address")
         raise OSError(errno.ENAMETOOLONG, "path too long")
 
-    def creds(self) -> tuple[int, int, list[int], int]:
-        """(fsuid, fsgid, groups, umask) of the calling thread, for the gofer."""
+    def creds(self) -> tuple[int, int, list[int], int, int]:
+        """(fsuid, fsgid, groups, umask, effective capabilities) of the calling thread:
+        the gofer acts with exactly these, so a container without CAP_DAC_OVERRIDE, say,
+        gets EACCES from it as from the kernel."""
         status = self.status()
         return (int(status["Uid"].split()[3]), int(status["Gid"].split()[3]),
-                [int(g) for g in status.get("Groups", "").split()], int(status["Umask"], 8))
+                [int(g) for g in status.get("Groups", "").split()], int(status["Umask"], 8),
+                int(status["CapEff"], 16))
 
     def real_ids(self) -> tuple[int, int]:
         status = self.status()

@@ -11,6 +11,7 @@ import ctypes
 import errno
 import os
 import posixpath
+import stat as stat_mod
 
 from syscalls.context import SyscallContext, TargetGone
 
@@ -58,9 +59,24 @@ def joined(ctx: SyscallContext, dirfd: int, path: bytes) -> bytes:
     if not path:
         raise OSError(errno.ENOENT, "empty path")
     if not path.startswith(b"/"):
-        base = cwd_path(ctx) if as_int(dirfd) == AT_FDCWD else fd_path(ctx, as_int(dirfd))
+        base = cwd_path(ctx) if as_int(dirfd) == AT_FDCWD else _dir_path(ctx, as_int(dirfd))
         path = base.rstrip(b"/") + b"/" + path
     return path
+
+
+def _dir_path(ctx: SyscallContext, fd: int) -> bytes:
+    """fd_path for a dirfd: the kernel says ENOTDIR for a file, also a deleted one."""
+    try:
+        return fd_path(ctx, fd)
+    except OSError as e:
+        if e.errno == errno.ENOENT:  # deleted: the errno depends on what it was
+            try:
+                is_dir = stat_mod.S_ISDIR(os.stat(f"/proc/{ctx.pid}/fd/{fd}").st_mode)
+            except OSError:
+                raise e from None
+            if not is_dir:
+                raise OSError(errno.ENOTDIR, "not a directory") from None
+        raise
 
 
 _STDIO_LINKS = {b"/dev/stdin": 0, b"/dev/stdout": 1, b"/dev/stderr": 2}

@@ -22,6 +22,7 @@ from syscalls.paths import (
     read_path,
 )
 
+AT_EACCESS = 0x200
 RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 RESOLVE_BENEATH = 0x08
 UTIME_NOW = (1 << 30) - 1
@@ -62,12 +63,30 @@ def _reopen(ctx: SyscallContext, owner: bytes, num: int, flags: int) -> int:
     return os.open(f"/proc/{host_pid}/fd/{num}", (flags & keep) | os.O_CLOEXEC)
 
 
+_O_PATH_KEEPS = os.O_PATH | os.O_CLOEXEC | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+def _check_open_flags(flags: int) -> None:
+    """The kernel's build_open_flags() refusals, which come before any path lookup."""
+    if flags & os.O_CREAT and flags & os.O_DIRECTORY:
+        raise OSError(errno.EINVAL, "O_CREAT with O_DIRECTORY")
+    if flags & os.O_TMPFILE == os.O_TMPFILE and flags & os.O_ACCMODE == os.O_RDONLY:
+        raise OSError(errno.EINVAL, "O_TMPFILE needs write access")
+
+
 def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int) -> None:
+    _check_open_flags(flags)
     path = joined(ctx, dirfd, read_path(ctx, addr))
     link = fd_link(path)
     if link is not None:
         fd = _reopen(ctx, *link, flags)
     else:
+        if flags & os.O_PATH:
+            # The kernel will not install an O_PATH file into another process (ADDFD
+            # says EBADF): give a read-only descriptor instead, opened as the caller.
+            # Differences (README): F_GETFL shows O_RDONLY, read permission is needed,
+            # and O_NOFOLLOW on a symlink gives ELOOP instead of the link itself.
+            flags = (flags & _O_PATH_KEEPS & ~os.O_PATH) | os.O_RDONLY | os.O_NONBLOCK
         fd = ctx.kernel.gofer.open(absolute(ctx, AT_FDCWD, path), flags & ~os.O_CLOEXEC,
                                    mode & 0o7777, ctx.creds())
     try:
@@ -76,12 +95,18 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int) -> 
         os.close(fd)
 
 
+def _lenient(flags: int) -> int:
+    """open and openat ignore what O_PATH does not use; openat2 (and so the gofer) says
+    EINVAL instead."""
+    return flags & _O_PATH_KEEPS if flags & os.O_PATH else flags
+
+
 def open_(ctx: SyscallContext) -> None:
-    _open(ctx, AT_FDCWD, ctx.args[0], ctx.args[1], ctx.args[2])
+    _open(ctx, AT_FDCWD, ctx.args[0], _lenient(ctx.args[1]), ctx.args[2])
 
 
 def openat(ctx: SyscallContext) -> None:
-    _open(ctx, ctx.args[0], ctx.args[1], ctx.args[2], ctx.args[3])
+    _open(ctx, ctx.args[0], ctx.args[1], _lenient(ctx.args[2]), ctx.args[3])
 
 
 def creat(ctx: SyscallContext) -> None:
@@ -146,9 +171,15 @@ def _access(ctx: SyscallContext, dirfd: int, addr: int, mode: int, flags: int) -
         raise OSError(errno.EINVAL, "bad mode")
     if _empty_path(ctx, addr, flags):
         return ctx.passthrough()
-    ruid, rgid = ctx.real_ids()
-    _gofer(ctx, "access", path=at(ctx, dirfd, addr), mode=mode, flags=flags,
-           ruid=ruid, rgid=rgid)
+    creds = ctx.creds()
+    if not flags & AT_EACCESS:
+        # access() checks as the real ids, with the permitted capabilities for a real
+        # root and none otherwise (the kernel's access_override_creds).
+        ruid, rgid = ctx.real_ids()
+        caps = int(ctx.status()["CapPrm"], 16) if ruid == 0 else 0
+        creds = (ruid, rgid, creds[2], creds[3], caps)
+    ctx.kernel.gofer.call("access", creds, path=at(ctx, dirfd, addr), mode=mode,
+                          follow=not flags & AT_SYMLINK_NOFOLLOW)
     ctx.reply(0)
 
 

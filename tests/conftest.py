@@ -11,6 +11,15 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis profiles: "ci" is loaded here as the default; `--hypothesis-profile=fuzz`
+# (the hypothesis pytest plugin's option, applied after this file) selects the long one.
+settings.register_profile("ci", max_examples=1000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=100_000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parent.parent
 RUNSC_PY = [sys.executable, "-m", "runsc_py.cli"]

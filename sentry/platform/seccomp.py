@@ -147,13 +147,13 @@ class SeccompContext(SyscallContext):
         self._send(0, 0, RESP_FLAG_CONTINUE)
 
     def install_fd(self, fd: int, cloexec: bool) -> None:
-        self.answered = True
         req = _ADDFD.pack(self.id, ADDFD_FLAG_SEND, fd, 0, os.O_CLOEXEC if cloexec else 0)
         try:
             fcntl.ioctl(self.notify_fd, NOTIF_ADDFD, req)
         except OSError as e:
             if e.errno not in (errno.ENOENT, errno.EINPROGRESS):
-                raise
+                raise  # not answered: the caller fails the syscall with this errno
+        self.answered = True
 
 
 class SeccompPlatform:
