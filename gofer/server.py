@@ -50,7 +50,15 @@ class Gofer:
         head, _, name = stripped.rpartition(b"/")
         if path.endswith(b"/"):
             name += b"/"  # keep the kernel's trailing-slash semantics
-        return self._resolve(head or b"/", os.O_PATH | os.O_DIRECTORY), name
+        fd = self._resolve(head or b"/", os.O_PATH | os.O_DIRECTORY)
+        try:
+            # The kernel looks the last component up in the parent, which needs search
+            # permission there, before it looks at any other path of the call.
+            linux.faccess_fd(fd, os.X_OK, effective=True)
+        except OSError:
+            os.close(fd)
+            raise
+        return fd, name
 
     def _set_creds(self, creds: tuple | list | None) -> None:
         """Act as the calling thread: its fsuid, fsgid, groups, umask and effective
@@ -60,6 +68,9 @@ class Gofer:
         os.umask(umask)
         if self.creds == (uid, gid, groups, caps):
             return
+        # Back to full capabilities first: setgroups needs CAP_SETGID, which the last
+        # caller may not have had.
+        linux.capset(self.permitted, self.permitted, self.inheritable)
         _libc.setfsuid(0)
         _libc.setfsgid(0)
         os.setgroups(list(groups))

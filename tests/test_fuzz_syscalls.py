@@ -236,3 +236,10 @@ def test_open_with_o_path_ignores_other_flags(interpreters):
     refuses to install such a file (ADDFD: EBADF) and the answer was lost."""
     assert_same(interpreters, ["open a rdonly|creat|path 0", "open . rdonly|path 0",
                                "fstat s0", "openat s0 missing rdonly 0"])
+
+
+def test_search_permission_on_the_old_parent_comes_first(interpreters):
+    """Found by the fuzzer: rename from a mode-0 directory to a missing one said ENOENT
+    (the new parent's lookup) where the kernel says EACCES (the old parent's search)."""
+    assert_same(interpreters, ["mkdir d 0", "rename d/a nonexistent/x", "unlink d/a",
+                               "mkdir d/e 0755", "link d/a b", "chmod d 0755"])
