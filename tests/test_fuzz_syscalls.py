@@ -116,8 +116,11 @@ def interpreters(tmp_path_factory, rootfs_template, interp_bin):
 
 PATHS = st.sampled_from(["a", "b", "d", "d/a", "d/e", "d/e/f", "l", "d/l", "dangling",
                          "d/../a", "a/", "d/", ".", "nonexistent/x"])
-LINK_TARGETS = st.sampled_from(["a", "b", "d", "l", "d/a", "missing", "/scratch", "..",
-                                "../a", "e/f"])
+# No target leads above the example's directory: a chmod through it could take search
+# permission away from an ancestor of the cwd, which runsc-py checks and Linux does not
+# (the sentry rebuilds paths from the container root: README, known differences).
+LINK_TARGETS = st.sampled_from(["a", "b", "d", "l", "d/a", "missing", "e/f", "d/e",
+                                "./a"])
 SLOTS = st.sampled_from(["s0", "s1", "s2", "s3"])
 MODES = st.sampled_from(["0", "0644", "0755", "0600", "0777", "04755", "01777", "0444"])
 TEXT = st.sampled_from(["x", "hello", "0123456789"])
