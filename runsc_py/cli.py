@@ -78,7 +78,8 @@ def _create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | 
         container.record(bundle, cfg.rootfs, pid, gofer_pid, init_pid,
                          doc.get("ociVersion", "1.0.2"), doc.get("annotations") or {},
                          cfg.cgroup_path)
-        for kind in ("createRuntime", "prestart", "createContainer"):
+        # runc's order, and the runtime spec's: prestart before createRuntime.
+        for kind in ("prestart", "createRuntime", "createContainer"):
             hooks.run_hooks(doc, kind, container.oci_state("creating"))
         if pid_file:
             tmp = pid_file + ".tmp"
@@ -230,7 +231,8 @@ def kill(ctx: click.Context, container_id: str, signal_name: str, all_: bool) ->
     container = Container(_root(ctx), container_id)
     sig = parse_signal(signal_name)
     st = container.load()
-    if container.status(st) == "stopped":
+    status = container.status(st)
+    if status == "stopped":
         raise UserError("container not running")
     # The sentry forwards every catchable signal to the workload's init; SIGKILL ends the
     # sentry, and the workload and gofer die with it.
@@ -238,6 +240,8 @@ def kill(ctx: click.Context, container_id: str, signal_name: str, all_: bool) ->
         os.kill(st["pid"], sig)
     except ProcessLookupError:
         raise UserError("container not running") from None
+    if sig == signal.SIGKILL and status == "paused":
+        launcher.freeze(st, False)  # frozen processes cannot die (runc thaws too)
 
 
 @cli.command()

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import errno
 import os
+import posixpath
 import stat as stat_mod
 import struct
 
-from syscalls.context import SyscallContext
+from syscalls.context import SyscallContext, TargetGone
 from syscalls.paths import (
     AT_EMPTY_PATH,
     AT_FDCWD,
@@ -63,6 +64,27 @@ def _reopen(ctx: SyscallContext, owner: bytes, num: int, flags: int) -> int:
     return os.open(f"/proc/{host_pid}/fd/{num}", (flags & keep) | os.O_CLOEXEC)
 
 
+def _controlling_tty(ctx: SyscallContext, flags: int) -> int:
+    """/dev/tty: the caller's controlling terminal (ENXIO without one). The gofer has
+    none, so it opens the pts slave the kernel names as the caller's (tty_nr), and only
+    that device is handed over."""
+    try:
+        with open(f"/proc/{ctx.pid}/stat", "rb") as f:
+            tty_nr = int(f.read().rpartition(b") ")[2].split()[4])
+    except (OSError, IndexError, ValueError):
+        raise TargetGone() from None
+    major, minor = os.major(tty_nr), os.minor(tty_nr)
+    if not 136 <= major < 144:  # no terminal, or not one of the container's ptys
+        raise OSError(errno.ENXIO, "no controlling terminal")
+    pts = f"/dev/pts/{(major - 136) * 256 + minor}".encode()
+    keep = os.O_ACCMODE | os.O_APPEND | os.O_NONBLOCK
+    fd = ctx.kernel.gofer.open(pts, (flags & keep) | os.O_NOCTTY)
+    if os.fstat(fd).st_rdev != tty_nr:
+        os.close(fd)
+        raise OSError(errno.ENXIO, "no controlling terminal")
+    return fd
+
+
 _O_PATH_KEEPS = os.O_PATH | os.O_CLOEXEC | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
@@ -80,6 +102,8 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int) -> 
     link = fd_link(path)
     if link is not None:
         fd = _reopen(ctx, *link, flags)
+    elif posixpath.normpath(path) == b"/dev/tty" and not flags & os.O_PATH:
+        fd = _controlling_tty(ctx, flags)
     else:
         if flags & os.O_PATH:
             # The kernel will not install an O_PATH file into another process (ADDFD
