@@ -21,11 +21,13 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "flag_names.h"
+
 #define SLOTS 16
 static int slot[SLOTS];
 
 static long flag_names(const char *s) {
-    static const struct { const char *n; long v; } names[] = {
+    static const struct flag_name names[] = {
         {"rdonly", O_RDONLY}, {"wronly", O_WRONLY}, {"rdwr", O_RDWR}, {"creat", O_CREAT},
         {"excl", O_EXCL}, {"trunc", O_TRUNC}, {"append", O_APPEND},
         {"directory", O_DIRECTORY}, {"nofollow", O_NOFOLLOW}, {"path", O_PATH},
@@ -34,16 +36,7 @@ static long flag_names(const char *s) {
         {"removedir", AT_REMOVEDIR}, {"symlink_nofollow", AT_SYMLINK_NOFOLLOW},
         {"eaccess", AT_EACCESS}, {"empty_path", AT_EMPTY_PATH},
     };
-    long v = 0;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *tok = strtok(buf, "|"); tok; tok = strtok(NULL, "|")) {
-        int found = 0;
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-            if (!strcmp(tok, names[i].n)) { v |= names[i].v; found = 1; }
-        if (!found) v |= strtol(tok, NULL, 0);
-    }
-    return v;
+    return flags_from_names(s, names, sizeof names / sizeof names[0]);
 }
 
 static int fd_of(const char *s) {

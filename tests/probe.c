@@ -21,8 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "flag_names.h"
+
 static long parse_flags(const char *s) {
-    static const struct { const char *n; long v; } names[] = {
+    static const struct flag_name names[] = {
         {"rdonly", O_RDONLY}, {"wronly", O_WRONLY}, {"rdwr", O_RDWR}, {"creat", O_CREAT},
         {"excl", O_EXCL}, {"trunc", O_TRUNC}, {"append", O_APPEND},
         {"directory", O_DIRECTORY}, {"nofollow", O_NOFOLLOW}, {"path", O_PATH},
@@ -30,16 +32,7 @@ static long parse_flags(const char *s) {
         {"beneath", RESOLVE_BENEATH}, {"in_root", RESOLVE_IN_ROOT},
         {"no_symlinks", RESOLVE_NO_SYMLINKS}, {"no_magiclinks", RESOLVE_NO_MAGICLINKS},
     };
-    long v = 0;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    for (char *tok = strtok(buf, "|"); tok; tok = strtok(NULL, "|")) {
-        int found = 0;
-        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-            if (!strcmp(tok, names[i].n)) { v |= names[i].v; found = 1; }
-        if (!found) v |= strtol(tok, NULL, 0);
-    }
-    return v;
+    return flags_from_names(s, names, sizeof names / sizeof names[0]);
 }
 
 static void result(const char *op, long r) {
