@@ -123,7 +123,11 @@ def _start(container: Container) -> None:
     if status != "created":
         raise UserError("cannot start an already running container")
     doc = spec.load(st["bundle"])
-    hooks.run_hooks(doc, "startContainer", container.oci_state())
+    try:
+        hooks.run_hooks(doc, "startContainer", container.oci_state())
+    except UserError:
+        launcher.kill_and_wait(st)  # the runtime spec: error, and stop the container
+        raise
     reply = launcher.control(container, {"op": "start"})
     if "error" in reply:
         raise UserError(reply["error"])

@@ -394,11 +394,22 @@ class Sentry:
         conn.settimeout(None)
         self.exec_waiters[pidfd] = (pid, conn)
         self._watch(pidfd, lambda _e: self._exec_exited(pidfd))
+        # The proxy holds the connection until the process exits; if the proxy goes
+        # first (a shim's kill -9 of the pid in --pid-file), the process goes with it.
+        self._watch(conn.fileno(), lambda _e: self._exec_proxy_gone(pidfd, conn))
         return {"pid": pid}
+
+    def _exec_proxy_gone(self, pidfd: int, conn: socket.socket) -> None:
+        self._unwatch(conn.fileno())
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except OSError:
+            pass
 
     def _exec_exited(self, pidfd: int) -> None:
         pid, conn = self.exec_waiters.pop(pidfd)
         self._unwatch(pidfd)
+        self._unwatch(conn.fileno())
         os.close(pidfd)
         code = exit_code(os.waitpid(pid, 0)[1])
         try:

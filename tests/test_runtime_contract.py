@@ -18,6 +18,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -305,6 +306,50 @@ def test_a_hook_that_outlives_its_timeout_fails_create(runsc, make_bundle):
     _assert_nothing_left(runsc, cid)
 
 
+def test_a_failing_start_container_hook_fails_start_and_stops_it(runsc, runc_cli, make_bundle,
+                                                                tmp_path):
+    bundle = make_bundle("sleep", "1000")
+    bundle.spec["hooks"] = {"startContainer": [_hook(tmp_path / "hooks.log", "startContainer",
+                                                     fail=True)]}
+    bundle.write()
+    for rt in (runc_cli, runsc):
+        cid = _cid()
+        assert rt("create", "--bundle", str(bundle.path), cid).returncode == 0
+        r = rt("start", cid)
+        if rt is runsc:  # runc runs the hook in the container, after `start` returned
+            line = _one_line_error(r)
+            assert "startContainer" in line and "broken hook" in line, line
+        _wait_for(lambda: _state(rt, cid)["status"] == "stopped",  # noqa: B023
+                  what="the container to stop")
+        assert rt("delete", cid).returncode == 0
+    _assert_nothing_left(runsc, cid)
+
+
+@pytest.mark.parametrize("hook", [{"path": "/bin/true", "timeout": "5"},
+                                  {"path": "/bin/true", "timeout": 0},
+                                  {"path": "/bin/true", "args": "true"},
+                                  {"path": "/bin/true", "env": ["A=1", 2]},
+                                  {"args": ["true"]}])
+def test_a_malformed_hook_is_a_one_line_error(runsc, make_bundle, hook):
+    bundle = make_bundle("true")
+    bundle.spec["hooks"] = {"createRuntime": [hook]}
+    bundle.write()
+    cid = _cid()
+    assert "hooks.createRuntime" in _one_line_error(
+        runsc("create", "--bundle", str(bundle.path), cid))
+    _assert_nothing_left(runsc, cid)
+
+
+def test_a_hook_that_cannot_run_is_a_one_line_error(runsc, make_bundle):
+    bundle = make_bundle("true")
+    bundle.spec["hooks"] = {"prestart": [{"path": "/no/such/hook"}]}
+    bundle.write()
+    cid = _cid()
+    line = _one_line_error(runsc("create", "--bundle", str(bundle.path), cid))
+    assert "prestart hook /no/such/hook" in line and "No such file" in line, line
+    _assert_nothing_left(runsc, cid)
+
+
 # -- exec ----------------------------------------------------------------------------
 
 def _process_json(path: Path, *args: str, terminal: bool = False) -> Path:
@@ -345,13 +390,13 @@ def test_exec_detached_pid_file_names_a_process_that_ends_with_it(runsc, make_bu
 
 
 SUBREAPER = textwrap.dedent("""\
-    # As containerd's shim: a subreaper runs `exec --detach --pid-file`, then reaps the
-    # process the pid file names and prints its exit status.
+    # As containerd's shim: a subreaper runs `exec --detach --pid-file` with its output
+    # going to a file, then reaps the process the pid file names and prints its status.
     import ctypes, os, subprocess, sys
     ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    if subprocess.run(sys.argv[2:], stdin=subprocess.DEVNULL,
-                      stdout=subprocess.DEVNULL).returncode:
-        sys.exit(100)
+    with open(sys.argv[2], "w") as out:
+        if subprocess.run(sys.argv[3:], stdin=subprocess.DEVNULL, stdout=out).returncode:
+            sys.exit(100)
     _, status = os.waitpid(int(open(sys.argv[1]).read()), 0)
     print(os.waitstatus_to_exitcode(status))
 """)
@@ -359,18 +404,37 @@ SUBREAPER = textwrap.dedent("""\
 
 def test_exec_pid_file_process_exits_with_the_status_as_runc(runsc, runc_cli, make_bundle,
                                                             tmp_path):
-    statuses = {}
+    results = {}
     for name, rt in (("runc", runc_cli), ("runsc-py", runsc)):
         cid = _up(rt, make_bundle("sleep", "1000"))
-        pid_file = tmp_path / f"{name}.pid"
+        pid_file, out = tmp_path / f"{name}.pid", tmp_path / f"{name}.out"
         for code in ("0", "7"):
-            process = _process_json(tmp_path / "p.json", "sh", "-c", f"exit {code}")
-            r = subprocess.run([sys.executable, "-c", SUBREAPER, str(pid_file), *rt.cmd(
-                "exec", "--process", str(process), "--detach", "--pid-file", str(pid_file),
-                cid)], capture_output=True, text=True, timeout=60)
+            process = _process_json(tmp_path / "p.json", "sh", "-c",
+                                    f"echo out-{code}; exit {code}")
+            r = subprocess.run([sys.executable, "-c", SUBREAPER, str(pid_file), str(out),
+                                *rt.cmd("exec", "--process", str(process), "--detach",
+                                        "--pid-file", str(pid_file), cid)],
+                               capture_output=True, text=True, timeout=60)
             assert r.returncode == 0, r
-            statuses.setdefault(name, []).append(int(r.stdout))
-    assert statuses["runsc-py"] == statuses["runc"] == [0, 7]
+            results.setdefault(name, []).append((int(r.stdout), out.read_text()))
+    assert results["runsc-py"] == results["runc"] == [(0, "out-0\n"), (7, "out-7\n")]
+
+
+def test_killing_the_exec_pid_ends_the_process_as_runc(runsc, runc_cli, make_bundle,
+                                                       tmp_path):
+    for rt in (runc_cli, runsc):
+        cid = _up(rt, make_bundle("sleep", "1000"))
+        init = _ps(rt, cid)
+        process = _process_json(tmp_path / "p.json", "sleep", "999")
+        pid_file = tmp_path / "exec.pid"
+        r = _detached(rt, "exec", "--process", str(process), "--detach", "--pid-file",
+                      str(pid_file), cid)
+        assert r.returncode == 0, r
+        assert len(_ps(rt, cid)) == 2
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)  # as a shim kills an exec
+        _wait_for(lambda: _ps(rt, cid) == init,  # noqa: B023
+                  what="the exec'd process to be gone")
+        assert _state(rt, cid)["status"] == "running"
 
 
 def test_exec_sees_the_same_pids_and_files_as_runc(runsc, runc_cli, make_bundle):
@@ -707,3 +771,4 @@ def test_install_refuses_a_malformed_daemon_json(runsc, tmp_path, text,
         assert str(path) in line, line
         assert path.read_text() == text
     assert [p.name for p in tmp_path.iterdir()] == ["daemon.json"]  # no temporary left
+
