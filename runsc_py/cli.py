@@ -88,7 +88,10 @@ def _create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | 
             os.rename(tmp, pid_file)
     except BaseException as e:
         if pid:  # created, then failed here: the sentry is our child
-            os.kill(pid, signal.SIGKILL)
+            if container.exists():  # also wait for its gofer and workload to be gone
+                launcher.kill_and_wait(container.load())
+            else:
+                os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         launcher.destroy(container, {"pid": 0, "cgroup_path": cfg.cgroup_path if pid else None})
         if isinstance(e, OSError):
