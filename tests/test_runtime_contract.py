@@ -684,7 +684,10 @@ def _pause_session(rt: Runtime, make_bundle) -> list[str]:
     assert rt("resume", cid).returncode == 0
     statuses.append(_state(rt, cid)["status"])
     _wait_for(lambda: counter.read_text() != frozen, what="the counter to move again")
-    assert rt("resume", cid).returncode != 0  # not paused any more
+    r = rt("resume", cid)  # not paused any more
+    assert r.returncode != 0
+    if not isinstance(rt, Runc):
+        assert "not paused" in _one_line_error(r)
     # SIGKILL while paused ends the container and every process in it.
     pids = _ps(rt, cid)
     assert rt("pause", cid).returncode == 0
@@ -693,6 +696,11 @@ def _pause_session(rt: Runtime, make_bundle) -> list[str]:
     statuses.append(_state(rt, cid)["status"])
     _wait_for(lambda: not any(_alive(p) for p in pids), timeout=10,
               what="the killed processes to be gone")
+    for command in ("pause", "resume"):
+        r = rt(command, cid)
+        assert r.returncode != 0, r
+        if not isinstance(rt, Runc):
+            assert cid in _one_line_error(r)
     assert rt("delete", cid).returncode == 0
     return statuses
 
@@ -705,23 +713,40 @@ def test_pause_and_resume_as_runc(runsc, runc_cli, make_bundle):
 
 # -- the JSON log --------------------------------------------------------------------
 
+@pytest.mark.parametrize("problem", ["rootfs", "executable"])
 def test_failing_create_ends_the_json_log_with_an_error_as_runc(runsc, runc_cli, make_bundle,
-                                                               tmp_path):
-    bundle = make_bundle("true")
-    bundle.spec["root"]["path"] = "no-such-rootfs"
+                                                               tmp_path, problem):
+    bundle = make_bundle("no-such-program")
+    if problem == "rootfs":
+        bundle.spec["root"]["path"] = "no-such-rootfs"
     bundle.write()
+    named = f"no-such-{'rootfs' if problem == 'rootfs' else 'program'}"
     for name, rt in (("runc", runc_cli), ("runsc-py", runsc)):
         log = tmp_path / f"{name}-log.json"
         cid = _cid()
         r = rt("--log", str(log), "--log-format", "json", "create", "--bundle",
                str(bundle.path), cid)
         assert r.returncode != 0, r
-        last = json.loads(log.read_text().splitlines()[-1])
-        assert last["level"] == "error" and "no-such-rootfs" in last["msg"], (name, last)
+        entries = [json.loads(line) for line in log.read_text().splitlines()]  # all JSON
+        last = entries[-1]
+        assert last["level"] == "error" and named in last["msg"], (name, last)
         assert isinstance(last["time"], str)
         assert not (rt.root / cid).exists()
-    assert "no-such-rootfs" in _one_line_error(
-        runsc("create", "--bundle", str(bundle.path), _cid()))
+    assert named in _one_line_error(runsc("create", "--bundle", str(bundle.path), _cid()))
+
+
+def test_a_whole_lifecycle_logs_only_json_lines(runsc, make_bundle, tmp_path):
+    log = tmp_path / "log.json"
+    flags = ("--log", str(log), "--log-format", "json")
+    bundle = make_bundle("sh", "-c", "echo hi; exit 3")
+    cid = _cid()
+    assert runsc(*flags, "create", "--bundle", str(bundle.path), cid).returncode == 0
+    assert runsc(*flags, "start", cid).returncode == 0
+    _wait_for(lambda: _state(runsc, cid)["status"] == "stopped")
+    assert runsc(*flags, "delete", cid).returncode == 0
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entries and all({"level", "msg", "time"} <= set(e) for e in entries), entries
+    assert not [e for e in entries if e["level"] == "error"], entries
 
 
 # -- Docker's daemon.json -------------------------------------------------------------
