@@ -29,6 +29,10 @@ NR_RENAMEAT2 = 316
 NR_FACCESSAT2 = 439
 NR_LINKAT = 265
 NR_FCHOWNAT = 260
+NR_PIDFD_GETFD = 438
+NR_OPEN_TREE = 428
+OPEN_TREE_CLONE = 1
+PIDFD_THREAD = os.O_EXCL  # a pidfd naming one thread, not its thread group (Linux 6.9)
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -129,6 +133,11 @@ def mount_setattr_readonly(path: str, recursive: bool = True) -> None:
     attr = struct.pack("QQQQ", MOUNT_ATTR_RDONLY, 0, 0, 0)
     syscall(NR_MOUNT_SETATTR, AT_FDCWD, _path(path), AT_RECURSIVE if recursive else 0,
             ctypes.create_string_buffer(attr, len(attr)), len(attr))
+
+
+def open_tree_clone(path: str) -> int:
+    """A detached copy of the mount at path (a descriptor; reachable by no path)."""
+    return syscall(NR_OPEN_TREE, AT_FDCWD, _path(path), OPEN_TREE_CLONE | os.O_CLOEXEC)
 
 
 # The gofer's hot calls (openat2 and newfstatat, once or twice per request) go through
@@ -246,6 +255,11 @@ def renameat2(olddirfd: int, old: str | bytes, newdirfd: int, new: str | bytes,
 def faccess_fd(fd: int, mode: int, effective: bool) -> None:
     """access(2) on what fd names (an O_PATH descriptor will do)."""
     syscall(NR_FACCESSAT2, fd, b"", mode, AT_EMPTY_PATH | (AT_EACCESS if effective else 0))
+
+
+def pidfd_getfd(pidfd: int, fd: int) -> int:
+    """A copy of another process's descriptor fd: the same open file (close-on-exec)."""
+    return syscall(NR_PIDFD_GETFD, pidfd, fd, 0)
 
 
 def sched_getcpu() -> int:

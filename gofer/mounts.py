@@ -84,7 +84,7 @@ def make_mountpoint(rootfd: int, dest: str, is_dir: bool) -> int:
     return _resolve_in_root(rootfd, dest, os.O_PATH)
 
 
-def _mount_one(rootfd: int, m: dict, bundle: str, synthetic: list[str]) -> None:
+def _mount_one(rootfd: int, m: dict, bundle: str, synthetic: dict[str, int]) -> None:
     dest, mtype = m["destination"], m.get("type") or ""
     options = m.get("options") or []
     flags, data = parse_options(options)
@@ -123,7 +123,15 @@ def _mount_one(rootfd: int, m: dict, bundle: str, synthetic: list[str]) -> None:
         if mtype in SYNTHETIC_TYPES:
             linux.mount("runsc-py-" + mtype, target, "tmpfs",
                         linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, "mode=0555")
-            synthetic.append(dest)
+            # The sentry writes the content through a private writable clone of this
+            # mount; the tree's own mount is read-only, so no request of the workload's
+            # can change what is there.
+            mounted = _resolve_in_root(rootfd, dest, os.O_PATH)
+            try:
+                synthetic[dest] = linux.open_tree_clone(f"/proc/self/fd/{mounted}")
+                linux.mount_setattr_readonly(f"/proc/self/fd/{mounted}", recursive=False)
+            finally:
+                os.close(mounted)
         elif mtype in ("tmpfs", "devpts"):
             if mtype == "devpts" and "newinstance" not in data.split(","):
                 data = ",".join(filter(None, [data, "newinstance"]))
@@ -160,13 +168,15 @@ def _make_devices(rootfd: int) -> None:
         os.close(fd)
 
 
-def build_tree(rootfs: str, readonly: bool, mounts: list[dict], bundle: str) -> list[str]:
-    """Make the container tree this process's root. Returns the synthetic mount points."""
+def build_tree(rootfs: str, readonly: bool, mounts: list[dict],
+               bundle: str) -> dict[str, int]:
+    """Make the container tree this process's root. Returns the synthetic mount points,
+    each with a descriptor of a writable clone of its mount (for the sentry)."""
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    synthetic: list[str] = []
+    synthetic: dict[str, int] = {}
     try:
         for m in mounts:
             try:

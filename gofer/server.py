@@ -29,16 +29,24 @@ _PTY_SLAVE_MAJORS = range(136, 144)
 
 
 class Gofer:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, synthetic: dict[str, int] | None = None) -> None:
         self.sock = sock
+        self.synthetic = dict(synthetic or {})  # mount point -> writable clone, for the sentry
         self.rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.creds: tuple | None = None
+        self.passed: int | None = None  # the descriptor sent with the current request
         _, self.permitted, self.inheritable = linux.capget()
         # The sentry's own requests (no workload thread behind them) run as full root.
         self.own_creds = (0, 0, [], 0o022, self.permitted)
 
     # -- helpers ---------------------------------------------------------------
-    def _resolve(self, path: bytes, flags: int, mode: int = 0) -> int:
+    def _resolve(self, path: bytes | None, flags: int, mode: int = 0) -> int:
+        """A descriptor of path, from the container root. path None names the open file
+        the sentry sent with the request (a workload descriptor, for AT_EMPTY_PATH)."""
+        if path is None:
+            if self.passed is None:
+                raise OSError(errno.EBADF, "no descriptor sent")
+            return os.dup(self.passed)
         rel = path.lstrip(b"/") or b"."
         return linux.openat2(self.rootfd, rel, flags | os.O_CLOEXEC, mode, _RESOLVE)
 
@@ -90,11 +98,26 @@ class Gofer:
                 raise OSError(errno.EPERM, "device not available in the sandbox")
 
     # -- operations: each returns (result, fd or None) -------------------------
-    def op_open(self, path: bytes, flags: int, mode: int):
+    def op_open(self, path: bytes, flags: int, mode: int, base: bytes | None = None,
+                resolve: int = 0):
         flags &= _OPEN_FLAGS
         if not flags & (os.O_CREAT | os.O_TMPFILE):
             mode = 0
-        fd = self._resolve(path, flags, mode)
+        if base is not None:
+            # The caller's own openat2 restrictions, from its directory: beneath the
+            # gofer's root all the same ('..' and absolute links stop at the container
+            # root, this process's root), and never through a magic link.
+            dirfd = self._resolve(base, os.O_PATH | os.O_DIRECTORY)
+            try:
+                fd = linux.openat2(dirfd, path, flags | os.O_CLOEXEC, mode,
+                                   resolve | linux.RESOLVE_NO_MAGICLINKS)
+            finally:
+                os.close(dirfd)
+        elif resolve:
+            fd = linux.openat2(self.rootfd, path.lstrip(b"/") or b".", flags | os.O_CLOEXEC,
+                               mode, resolve | _RESOLVE)
+        else:
+            fd = self._resolve(path, flags, mode)
         try:
             if not flags & os.O_PATH:
                 self._check_device(fd)
@@ -160,6 +183,11 @@ class Gofer:
         finally:
             os.close(fd)
         return 0, None
+
+    def op_synthetic_root(self, path: bytes):
+        """The writable clone of a synthetic mount, handed to the sentry once (the gofer
+        keeps no copy: it never writes there)."""
+        return None, self.synthetic.pop(os.fsdecode(path))
 
     def _at_parent(self, path: bytes, fn):
         parent, name = self._parent(path)
@@ -249,24 +277,30 @@ class Gofer:
 
     def serve(self) -> None:
         while True:
-            req, passed = protocol.recv(self.sock)
+            req, self.passed = protocol.recv(self.sock)
             if req is None:
                 return
-            if passed is not None:
-                os.close(passed)  # no operation takes a descriptor
             try:
-                result, fd = self._dispatch(req)
-            except OSError as e:
-                protocol.send(self.sock, {"errno": e.errno or errno.EIO})
-                continue
-            except (TypeError, ValueError, KeyError, AttributeError):
-                protocol.send(self.sock, {"errno": errno.EINVAL})  # a malformed request
-                continue
-            try:
-                protocol.send(self.sock, {"ok": result}, fd)
+                self._answer(req)
             finally:
-                if fd is not None:
-                    os.close(fd)
+                if self.passed is not None:
+                    os.close(self.passed)
+                    self.passed = None
+
+    def _answer(self, req: dict) -> None:
+        try:
+            result, fd = self._dispatch(req)
+        except OSError as e:
+            protocol.send(self.sock, {"errno": e.errno or errno.EIO})
+            return
+        except (TypeError, ValueError, KeyError, AttributeError):
+            protocol.send(self.sock, {"errno": errno.EINVAL})  # a malformed request
+            return
+        try:
+            protocol.send(self.sock, {"ok": result}, fd)
+        finally:
+            if fd is not None:
+                os.close(fd)
 
 
 def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict],
@@ -278,7 +312,7 @@ def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict]
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         synthetic = mounts.build_tree(rootfs, readonly, mount_list, bundle)
-        gofer = Gofer(sock)
+        gofer = Gofer(sock, synthetic)
     except mounts.MountError as e:
         os.write(ready_w, f"error:{e}".encode())
         os._exit(1)

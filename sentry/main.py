@@ -224,7 +224,7 @@ class Sentry:
         self.kernel = Kernel(gofer=self.gofer, hostname=cfg.hostname,
                              domainname=cfg.domainname or "(none)", cgroup=self.cgroup,
                              gofer_pid=self.gofer_pid)
-        synthetic_fds = {p: self.gofer.open(p.encode(), os.O_RDONLY | os.O_DIRECTORY)
+        synthetic_fds = {p: self.gofer.call("synthetic_root", None, path=p.encode())[1]
                          for p in synthetic if p in ("/proc", "/sys")}
         stdio = self._terminal(cfg.process, cfg.console_socket)
         start_r, self.start_w = os.pipe()

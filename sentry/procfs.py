@@ -1,28 +1,43 @@
 """The workload's /proc and /sys, synthesised by the sentry.
 
-/proc and /sys in the container are empty tmpfs mounts that the gofer made; before the
-gofer resolves a path under /proc, the sentry writes a snapshot of what that path shows:
-the sandbox's processes only, PIDs translated into the sandbox's PID namespace, memory and
-CPUs sized to the container's limits. Files are replaced by rename, so a descriptor opened
-earlier keeps its own consistent snapshot. Links (exe, cwd, root, fd/N) are symlinks to
-container paths, so nothing under /proc leads to the host. /sys holds the CPU topology
-only (written once); /sys/fs/cgroup is absent.
+/proc and /sys in the container are tmpfs mounts that the gofer made and serves read-only:
+neither the workload nor the gofer acting for it can create, change or remove anything
+there. The sentry alone writes into them, through a writable clone of each mount that only
+it holds (never through a path the workload can reach), and it writes only a skeleton:
+directories, empty placeholder files with Linux's modes and owners, and symlinks (self,
+exe, cwd, fd/N as container paths, so nothing under /proc leads to the host). A file's
+content is rendered when it is opened, from the live process, into a sealed memfd that is
+installed in place of the placeholder: an open costs only the entry asked for. The
+sandbox's processes come from the container's cgroup, never from a walk over every host
+PID; PIDs are translated into the sandbox's PID namespace.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import stat as stat_mod
 import time
 import uuid
+from collections.abc import Callable
 
 from syscalls.context import SyscallContext, TargetGone
 
 _STATUS_PID_FIELDS = {"Tgid", "Pid", "PPid", "TracerPid"}
 _FILESYSTEMS = "".join(f"nodev\t{fs}\n" for fs in (
     "sysfs", "tmpfs", "proc", "devpts", "mqueue", "overlay", "9p")) + "\text4\n"
-_PER_PID = ("stat", "status", "statm", "cmdline", "environ", "comm", "maps", "limits",
-            "mounts", "mountinfo", "cgroup", "exe", "cwd", "root", "fd", "fdinfo", "task")
-_PER_TASK = ("stat", "status", "statm", "cmdline", "environ", "comm", "maps", "limits",
-             "cgroup", "exe", "cwd", "root")
+# Per process (and per task): file name -> mode. Content is rendered from the host's file
+# of the same name unless a renderer below says otherwise.
+_PID_FILES = {"stat": 0o444, "status": 0o444, "statm": 0o444, "cmdline": 0o444,
+              "environ": 0o400, "comm": 0o644, "maps": 0o444, "limits": 0o444,
+              "mounts": 0o444, "mountinfo": 0o444, "cgroup": 0o444}
+_TASK_FILES = {k: v for k, v in _PID_FILES.items() if k not in ("mounts", "mountinfo")}
+_PID_LINKS = ("exe", "cwd", "root")
+_MEMFD_PREFIX = b"/memfd:"
+_SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+Renderer = Callable[[], bytes]
 
 
 def _read(path: str) -> bytes | None:
@@ -37,16 +52,117 @@ def _cpu_list(n: int) -> str:
     return "0" if n == 1 else f"0-{n - 1}"
 
 
+class Skeleton:
+    """One synthetic mount's tree, written through the sentry's private writable clone.
+    Only the sentry writes here, so nothing in it is the workload's; still, every call is
+    relative to a directory descriptor and never follows a link."""
+
+    def __init__(self, root_fd: int) -> None:
+        self.root = os.open(".", _DIR_FLAGS, dir_fd=root_fd)
+        os.close(root_fd)
+        self.dev = os.fstat(self.root).st_dev
+        self.renderers: dict[int, tuple[str, Renderer]] = {}  # inode -> (path, render)
+
+    def dir(self, parent: int, name: str, mode: int = 0o555) -> int:
+        try:
+            os.mkdir(name, mode, dir_fd=parent)
+        except FileExistsError:
+            pass
+        return os.open(name, _DIR_FLAGS, dir_fd=parent)
+
+    def file(self, parent: int, name: str, vpath: str, render: Renderer,
+             mode: int = 0o444) -> None:
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, mode, dir_fd=parent)
+        except FileExistsError:
+            ino = os.stat(name, dir_fd=parent, follow_symlinks=False).st_ino
+        else:
+            ino = os.fstat(fd).st_ino
+            os.close(fd)
+        self.renderers[ino] = (vpath, render)
+
+    @staticmethod
+    def link(parent: int, name: str, target: str | bytes) -> None:
+        target = os.fsencode(target)
+        try:
+            if os.readlink(name, dir_fd=parent) == target:
+                return
+        except OSError:
+            pass
+        tmp = "." + name + ".new"
+        try:
+            os.unlink(tmp, dir_fd=parent)
+        except FileNotFoundError:
+            pass
+        os.symlink(target, tmp, dir_fd=parent)
+        os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
+
+    def remove(self, parent: int, name: str) -> None:
+        """Remove an entry the sentry made (depth at most /PID/task/TID/file)."""
+        try:
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if not stat_mod.S_ISDIR(st.st_mode):
+            self.renderers.pop(st.st_ino, None)
+            os.unlink(name, dir_fd=parent)
+            return
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+        try:
+            for entry in os.listdir(fd):
+                self.remove(fd, entry)
+        finally:
+            os.close(fd)
+        os.rmdir(name, dir_fd=parent)
+
+    def chown_tree(self, fd: int, uid: int, gid: int) -> None:
+        """A /proc/PID directory and what it holds belong to the process's user."""
+        os.chown(fd, uid, gid)
+        for entry in os.listdir(fd):
+            os.chown(entry, uid, gid, dir_fd=fd, follow_symlinks=False)
+
+    def content(self, fd: int) -> int:
+        """fd (opened by the gofer on this tree) or, for a placeholder file, a read-only
+        descriptor of its content, rendered now into a sealed memfd."""
+        st = os.fstat(fd)
+        entry = self.renderers.get(st.st_ino) if stat_mod.S_ISREG(st.st_mode) else None
+        if st.st_dev != self.dev or entry is None:
+            return fd
+        vpath, render = entry
+        try:
+            data = render()
+        except OSError:
+            os.close(fd)
+            raise
+        # Named after the file it stands for: /proc/PID/fd/N shows that path again.
+        mfd = os.memfd_create(vpath, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(mfd, view):]
+            fcntl.fcntl(mfd, fcntl.F_ADD_SEALS, _SEALS)
+            ro = os.open(f"/proc/self/fd/{mfd}", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            os.close(mfd)
+        os.close(fd)
+        return ro
+
+
 class ProcFS:
-    def __init__(self, proc_fd: int, sys_fd: int | None, init_host_pid: int,
+    def __init__(self, proc_root: int, sys_root: int | None, init_host_pid: int,
                  kernel: object) -> None:
-        self.dirfd = proc_fd
         self.kernel = kernel
+        self.proc = Skeleton(proc_root)
+        self.sys = Skeleton(sys_root) if sys_root is not None else None
+        self.dirfd = self.proc.root
         self.ns_ino = os.stat(f"/proc/{init_host_pid}/ns/pid").st_ino
         self.to_sandbox: dict[int, int] = {}  # host pid -> sandbox pid
         self.to_host: dict[int, int] = {}
+        self.dir_host: dict[int, int] = {}  # sandbox pid -> host pid its directory shows
+        self.owner: dict[int, tuple[int, int]] = {}
         self._newest_first = True  # tmpfs directory order; checked when first sorting
-        self.sys_fd = sys_fd
+        self._make_top()
         self.refresh_sys()
 
     # -- the pid map -----------------------------------------------------------
@@ -63,14 +179,19 @@ class ProcFS:
         return None
 
     def scan(self) -> None:
+        """The sandbox's processes: the container cgroup's members in its PID namespace."""
+        cgroup = getattr(self.kernel, "cgroup", None)
         to_sandbox = {}
-        for name in os.listdir("/proc"):
-            if name.isdigit():
-                ns_pid = self._sandbox_pid(int(name))
-                if ns_pid is not None:
-                    to_sandbox[int(name)] = ns_pid
+        for host_pid in (cgroup.pids() if cgroup is not None else []):
+            ns_pid = self._sandbox_pid(host_pid)
+            if ns_pid is not None:
+                to_sandbox[host_pid] = ns_pid
         self.to_sandbox = to_sandbox
         self.to_host = {v: k for k, v in to_sandbox.items()}
+
+    def count(self) -> int:
+        self.scan()
+        return len(self.to_host)
 
     def translate(self, host_pid: int) -> int:
         """A host pid (or tid) as the sandbox sees it (0: outside the sandbox)."""
@@ -87,60 +208,21 @@ class ProcFS:
         if host is None or self._sandbox_pid(host) != ns_pid:
             self.scan()
             host = self.to_host.get(ns_pid)
+        if host is None:  # a thread: look among the processes' tasks
+            for pid in list(self.to_host.values()):
+                tid = self._tid_host(pid, ns_pid)
+                if tid is not None:
+                    return tid
         return host
 
-    # -- writing -----------------------------------------------------------------
-    @staticmethod
-    def _write(dirfd: int, name: str, data: bytes | str, mode: int = 0o444) -> None:
-        if isinstance(data, str):
-            data = data.encode()
-        tmp = "." + name + ".new"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode,
-                     dir_fd=dirfd)
+    def _tid_host(self, host_pid: int, ns_tid: int) -> int | None:
         try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
-
-    @staticmethod
-    def _symlink(dirfd: int, name: str, target: bytes | str) -> None:
-        tmp = "." + name + ".new"
-        try:
-            os.unlink(tmp, dir_fd=dirfd)
-        except FileNotFoundError:
-            pass
-        os.symlink(target, tmp, dir_fd=dirfd)
-        os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
-
-    @staticmethod
-    def _subdir(dirfd: int, name: str, mode: int = 0o555) -> int:
-        try:
-            os.mkdir(name, mode, dir_fd=dirfd)
-        except FileExistsError:
-            pass
-        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dirfd)
-
-    def _rmtree(self, dirfd: int, name: str) -> None:
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         dir_fd=dirfd)
-        except FileNotFoundError:
-            return
+            tids = os.listdir(f"/proc/{host_pid}/task")
         except OSError:
-            os.unlink(name, dir_fd=dirfd)
-            return
-        try:
-            for entry in os.listdir(fd):
-                try:
-                    os.unlink(entry, dir_fd=fd)
-                except IsADirectoryError:
-                    self._rmtree(fd, entry)
-        finally:
-            os.close(fd)
-        os.rmdir(name, dir_fd=dirfd)
+            return None
+        return next((int(t) for t in tids if self.translate(int(t)) == ns_tid), None)
 
-    # -- per-process content ---------------------------------------------------
+    # -- rendering -------------------------------------------------------------
     def _pid_field(self, value: bytes) -> bytes:
         n = int(value)
         return str(self.translate(n) if n > 0 else n).encode()
@@ -166,8 +248,23 @@ class ProcFS:
             out.append(key + sep + value)
         return ("\n".join(out) + "\n").encode()
 
+    def _fdinfo(self, raw: bytes) -> bytes:
+        """A descriptor's fdinfo with the host PIDs a pidfd shows translated."""
+        out = []
+        for line in raw.decode().splitlines():
+            key, sep, value = line.partition(":\t")
+            if key == "Pid":
+                value = self._pid_field(value.encode()).decode()
+            elif key == "NSpid":
+                value = " ".join(self._pid_field(v.encode()).decode()
+                                 for v in value.split()[:1])
+            out.append(key + sep + value)
+        return ("\n".join(out) + "\n").encode()
+
     def _mounts(self, info: bool) -> bytes:
-        """The container's mount table, as the gofer (the tree's owner) has it."""
+        """The container's mount table, as the gofer (the tree's owner) has it, with
+        every root shown as "/": the host paths of the bundle and of bind sources stay
+        out of the sandbox."""
         raw = _read(f"/proc/{self.kernel.gofer_pid}/{'mountinfo' if info else 'mounts'}")
         out = []
         for line in (raw or b"").decode().splitlines():
@@ -175,12 +272,15 @@ class ProcFS:
             if info:
                 sep = fields.index("-")
                 fstype, source = fields[sep + 1], fields[sep + 2]
+                is_root = fields[4] == "/"
+                fields[3] = "/"
             else:
                 source, fstype = fields[0], fields[2]
+                is_root = fields[1] == "/"
             if source in ("runsc-py-proc", "runsc-py-sysfs"):
                 real = source.removeprefix("runsc-py-")
                 source, fstype = real, real
-            elif (fields[4] if info else fields[1]) == "/":
+            elif is_root:
                 source = "none"
             if info:
                 fields[sep + 1], fields[sep + 2] = fstype, source
@@ -189,113 +289,154 @@ class ProcFS:
             out.append(" ".join(fields))
         return ("\n".join(out) + "\n").encode()
 
+    def _host_file(self, host_dir: str, name: str) -> Renderer:
+        def render() -> bytes:
+            raw = _read(f"{host_dir}/{name}")
+            if raw is None:  # the process has gone since the open began
+                raise OSError(errno.ESRCH, "no such process")
+            if name == "stat":
+                return self._stat(raw)
+            if name == "status":
+                return self._status(raw)
+            return raw
+        return render
+
+    def _pid_renderer(self, host_dir: str, name: str) -> Renderer:
+        if name in ("mounts", "mountinfo"):
+            return lambda: self._mounts(name == "mountinfo")
+        if name == "cgroup":
+            return lambda: b"0::/\n"
+        return self._host_file(host_dir, name)
+
     def _link_target(self, host_path: str) -> bytes | None:
         try:
             target = os.readlink(host_path.encode())
         except OSError:
             return None
+        if target.startswith(_MEMFD_PREFIX + b"/proc/") or target.startswith(
+                _MEMFD_PREFIX + b"/sys/"):
+            target = target[len(_MEMFD_PREFIX):]  # a synthetic file this sentry installed
         return target.removesuffix(b" (deleted)") if target.startswith(b"/") else target
 
-    def _write_fds(self, dirfd: int, host_pid: int, ns_pid: int, extra_fd: int | None) -> None:
-        fd_dir = self._subdir(dirfd, "fd", 0o500)
-        info_dir = self._subdir(dirfd, "fdinfo", 0o555)
+    # -- /proc/PID ---------------------------------------------------------------
+    def _pid_dir(self, ns_pid: int, host_pid: int) -> int | None:
+        """The directory of a live sandbox process, made (or remade for a new process
+        with a reused PID) with its static entries; None if the process is gone."""
+        name = str(ns_pid)
+        try:
+            st = os.stat(f"/proc/{host_pid}")
+        except OSError:
+            return None
+        if self.dir_host.get(ns_pid) != host_pid:
+            self.proc.remove(self.dirfd, name)
+            self.owner.pop(ns_pid, None)
+            fd = self.proc.dir(self.dirfd, name)
+            host_dir = f"/proc/{host_pid}"
+            for entry, mode in _PID_FILES.items():
+                self.proc.file(fd, entry, f"/proc/{name}/{entry}",
+                               self._pid_renderer(host_dir, entry), mode)
+            self.proc.link(fd, "root", "/")
+            for sub, mode in (("fd", 0o500), ("fdinfo", 0o555), ("task", 0o555)):
+                os.close(self.proc.dir(fd, sub, mode))
+            self.dir_host[ns_pid] = host_pid
+        else:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=self.dirfd)
+        if self.owner.get(ns_pid) != (st.st_uid, st.st_gid):
+            self.proc.chown_tree(fd, st.st_uid, st.st_gid)
+            self.owner[ns_pid] = (st.st_uid, st.st_gid)
+        return fd
+
+    def _refresh_links(self, fd: int, host_dir: str, which: tuple[str, ...]) -> None:
+        uid, gid = os.fstat(fd).st_uid, os.fstat(fd).st_gid
+        for name in which:
+            target = self._link_target(f"{host_dir}/{name}")
+            if target is not None:
+                self.proc.link(fd, name, target)
+                os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
+
+    def _refresh_fds(self, fd: int, host_pid: int, ns_pid: int, extra_fd: int | None) -> None:
+        fd_dir = os.open("fd", _DIR_FLAGS, dir_fd=fd)
+        info_dir = os.open("fdinfo", _DIR_FLAGS, dir_fd=fd)
+        uid, gid = os.fstat(fd).st_uid, os.fstat(fd).st_gid
         try:
             try:
                 fds = {int(n) for n in os.listdir(f"/proc/{host_pid}/fd")}
             except OSError:
                 fds = set()
+            if extra_fd is not None:
+                fds.add(extra_fd)
             for old in os.listdir(fd_dir):
-                if not old.startswith(".") and int(old) not in fds and int(old) != extra_fd:
-                    os.unlink(old, dir_fd=fd_dir)
-                    os.unlink(old, dir_fd=info_dir)
-            for fd in sorted(fds):
-                target = self._link_target(f"/proc/{host_pid}/fd/{fd}")
+                if old.isdigit() and int(old) not in fds:
+                    self.proc.remove(fd_dir, old)
+                    self.proc.remove(info_dir, old)
+            for num in sorted(fds):
+                host = f"/proc/{host_pid}/fd/{num}"
+                target = self._link_target(host)
+                if target is None and num == extra_fd:
+                    # The descriptor the caller's own open of this directory will get.
+                    target = f"/proc/{ns_pid}/fd".encode()
                 if target is None:
                     continue
-                self._symlink(fd_dir, str(fd), target)
-                self._write(info_dir, str(fd), _read(f"/proc/{host_pid}/fdinfo/{fd}") or b"")
-            if extra_fd is not None and extra_fd not in fds:
-                # The descriptor the caller's own open of this directory is about to get.
-                self._symlink(fd_dir, str(extra_fd), f"/proc/{ns_pid}/fd")
-                self._write(info_dir, str(extra_fd), b"pos:\t0\nflags:\t02200000\n")
+                self.proc.link(fd_dir, str(num), target)
+                os.chown(str(num), uid, gid, dir_fd=fd_dir, follow_symlinks=False)
+                info = f"/proc/{host_pid}/fdinfo/{num}"
+                self.proc.file(info_dir, str(num), f"/proc/{ns_pid}/fdinfo/{num}",
+                               lambda info=info: self._fdinfo(_read(info) or b""))
+                os.chown(str(num), uid, gid, dir_fd=info_dir, follow_symlinks=False)
         finally:
             os.close(fd_dir)
             os.close(info_dir)
 
-    def _write_entry(self, dirfd: int, name: str, host: str, host_pid: int) -> None:
-        if name in ("exe", "cwd", "root"):
-            target = b"/" if name == "root" else self._link_target(f"{host}/{name}")
-            if target is not None:
-                self._symlink(dirfd, name, target)
-            return
-        if name in ("mounts", "mountinfo"):
-            self._write(dirfd, name, self._mounts(name == "mountinfo"))
-            return
-        if name == "cgroup":
-            self._write(dirfd, name, "0::/\n")
-            return
-        raw = _read(f"{host}/{name}")
-        if raw is None:
-            return
-        if name == "stat":
-            raw = self._stat(raw)
-        elif name == "status":
-            raw = self._status(raw)
-        self._write(dirfd, name, raw, 0o400 if name == "environ" else 0o444)
-
-    def refresh_pid(self, ns_pid: int, what: str | None = None,
-                    extra_fd: int | None = None) -> None:
-        """Bring /proc/ns_pid (all of it, or just `what`) up to date."""
-        name = str(ns_pid)
-        host_pid = self.host_pid(ns_pid)
-        host = f"/proc/{host_pid}"
-        try:
-            st = os.stat(host) if host_pid is not None else None
-        except OSError:
-            st = None
-        if st is None:
-            self._rmtree(self.dirfd, name)
-            return
-        fd = self._subdir(self.dirfd, name)
-        try:
-            names = _PER_PID if what is None or what not in _PER_PID else (what,)
-            for entry in names:
-                if entry in ("fd", "fdinfo"):
-                    self._write_fds(fd, host_pid, ns_pid, extra_fd if what == "fd" else None)
-                elif entry == "task":
-                    self._write_tasks(fd, host_pid)
-                else:
-                    self._write_entry(fd, entry, host, host_pid)
-            for entry in os.listdir(fd):
-                if not entry.startswith("."):
-                    os.chown(entry, st.st_uid, st.st_gid, dir_fd=fd, follow_symlinks=False)
-            os.chown(fd, st.st_uid, st.st_gid)
-        finally:
-            os.close(fd)
-
-    def _write_tasks(self, dirfd: int, host_pid: int) -> None:
-        tasks_fd = self._subdir(dirfd, "task")
+    def _refresh_tasks(self, fd: int, host_pid: int, ns_pid: int) -> None:
+        tasks_fd = os.open("task", _DIR_FLAGS, dir_fd=fd)
+        uid, gid = os.fstat(fd).st_uid, os.fstat(fd).st_gid
         try:
             try:
                 tids = {self.translate(int(t)): int(t)
                         for t in os.listdir(f"/proc/{host_pid}/task")}
             except OSError:
                 tids = {}
+            tids.pop(0, None)
             for old in os.listdir(tasks_fd):
-                if old.isdigit() and int(old) not in tids:
-                    self._rmtree(tasks_fd, old)
+                if not old.isdigit() or int(old) not in tids:
+                    self.proc.remove(tasks_fd, old)
+            present = set(os.listdir(tasks_fd))
             for ns_tid, host_tid in tids.items():
-                if ns_tid == 0:
-                    continue
-                tfd = self._subdir(tasks_fd, str(ns_tid))
+                host_dir = f"/proc/{host_pid}/task/{host_tid}"
+                tfd = self.proc.dir(tasks_fd, str(ns_tid))
                 try:
-                    for entry in _PER_TASK:
-                        self._write_entry(tfd, entry, f"/proc/{host_pid}/task/{host_tid}",
-                                          host_pid)
+                    if str(ns_tid) not in present:
+                        for entry, mode in _TASK_FILES.items():
+                            self.proc.file(tfd, entry, f"/proc/{ns_pid}/task/{ns_tid}/{entry}",
+                                           self._pid_renderer(host_dir, entry), mode)
+                        self.proc.link(tfd, "root", "/")
+                    self._refresh_links(tfd, host_dir, ("exe", "cwd"))
+                    self.proc.chown_tree(tfd, uid, gid)
                 finally:
                     os.close(tfd)
         finally:
             os.close(tasks_fd)
+
+    def refresh_pid(self, ns_pid: int, what: str | None, extra_fd: int | None = None) -> None:
+        """Bring /proc/ns_pid up to date where `what` (the entry asked for) needs it."""
+        host_pid = self.host_pid(ns_pid)
+        fd = self._pid_dir(ns_pid, host_pid) if host_pid is not None else None
+        if fd is None:
+            self.proc.remove(self.dirfd, str(ns_pid))
+            self.dir_host.pop(ns_pid, None)
+            return
+        try:
+            host_dir = f"/proc/{host_pid}"
+            if what in ("fd", "fdinfo"):
+                self._refresh_fds(fd, host_pid, ns_pid, extra_fd)
+            elif what == "task":
+                self._refresh_tasks(fd, host_pid, ns_pid)
+            elif what in _PID_LINKS:
+                self._refresh_links(fd, host_dir, (what,))
+            elif what is None:
+                self._refresh_links(fd, host_dir, ("exe", "cwd"))
+        finally:
+            os.close(fd)
 
     # -- top level ---------------------------------------------------------------
     def _meminfo(self) -> str:
@@ -334,6 +475,7 @@ class ProcFS:
         return "\n\n".join(out) + "\n\n"
 
     def _stat_top(self) -> str:
+        self.scan()
         raw = (_read("/proc/stat") or b"").decode().splitlines()
         cpu_lines = {line.split()[0]: line.split()[1:] for line in raw if line.startswith("cpu")}
         host_cpus = self.kernel.host_cpus()
@@ -342,21 +484,21 @@ class ProcFS:
         out = ["cpu  " + " ".join(total)]
         out += [f"cpu{i} " + " ".join(v) for i, v in enumerate(per_cpu)]
         rest = {line.split()[0]: line for line in raw if not line.startswith("cpu")}
-        running = len(self.to_host)
         out += ["intr 0", "ctxt " + rest.get("ctxt", "ctxt 0").split()[1],
-                rest.get("btime", f"btime {int(time.time() - self.kernel.uptime())}"),
-                f"processes {max(self.to_host, default=0)}", f"procs_running {running}",
-                "procs_blocked 0"]
+                f"btime {int(time.time() - self.kernel.uptime())}",
+                f"processes {max(self.to_host, default=0)}",
+                f"procs_running {len(self.to_host)}", "procs_blocked 0"]
         return "\n".join(out) + "\n"
 
     def _loadavg(self) -> str:
+        self.scan()
         loads = (_read("/proc/loadavg") or b"0 0 0").decode().split()[:3]
         n = len(self.to_host)
         return f"{' '.join(loads)} 1/{n} {max(self.to_host, default=0)}\n"
 
-    def _write_top(self, name: str) -> None:
+    def _make_top(self) -> None:
         k = self.kernel
-        content = {
+        top: dict[str, Callable[[], str]] = {
             "version": lambda: f"Linux version {k.release} {k.version}\n",
             "meminfo": self._meminfo,
             "cpuinfo": self._cpuinfo,
@@ -366,52 +508,44 @@ class ProcFS:
             "filesystems": lambda: _FILESYSTEMS,
             "cmdline": lambda: "BOOT_IMAGE=/vmlinuz-4.4.0-gvisor quiet\n",
         }
-        if name in content:
-            self._write(self.dirfd, name, content[name]())
-        elif name == "mounts":
-            self._symlink(self.dirfd, "mounts", "self/mounts")
-        elif name == "sys":
-            self._write_proc_sys()
-
-    def _write_proc_sys(self) -> None:
-        k = self.kernel
-        sys_fd = self._subdir(self.dirfd, "sys")
-        try:
-            files = {
-                "kernel": {"hostname": k.hostname, "domainname": k.domainname,
-                           "osrelease": k.release, "ostype": k.sysname, "version": k.version,
-                           "pid_max": "4194304", "cap_last_cap": "40"},
-                "vm": {"overcommit_memory": "0", "max_map_count": "65530"},
-                "fs": {"nr_open": "1048576", "file-max": "9223372036854775807"},
-            }
-            for dirname, entries in files.items():
-                d = self._subdir(sys_fd, dirname)
-                try:
-                    for name, value in entries.items():
-                        self._write(d, name, value + "\n")
-                    if dirname == "kernel":
-                        r = self._subdir(d, "random")
-                        try:
-                            self._write(r, "boot_id", k.boot_id + "\n")
-                            self._write(r, "uuid", f"{uuid.uuid4()}\n")
-                        finally:
-                            os.close(r)
-                finally:
-                    os.close(d)
-        finally:
-            os.close(sys_fd)
+        for name, render in top.items():
+            self.proc.file(self.dirfd, name, f"/proc/{name}",
+                           lambda render=render: render().encode())
+        self.proc.link(self.dirfd, "mounts", "self/mounts")
+        sysctl = {
+            "kernel": {"hostname": lambda: k.hostname, "domainname": lambda: k.domainname,
+                       "osrelease": lambda: k.release, "ostype": lambda: k.sysname,
+                       "version": lambda: k.version, "pid_max": lambda: "4194304",
+                       "cap_last_cap": lambda: "40"},
+            "kernel/random": {"boot_id": lambda: k.boot_id, "uuid": lambda: str(uuid.uuid4())},
+            "vm": {"overcommit_memory": lambda: "0", "max_map_count": lambda: "65530"},
+            "fs": {"nr_open": lambda: "1048576", "file-max": lambda: "9223372036854775807"},
+        }
+        for dirname, entries in sysctl.items():
+            fd = os.dup(self.dirfd)
+            for part in ("sys", *dirname.split("/")):
+                sub = self.proc.dir(fd, part)
+                os.close(fd)
+                fd = sub
+            try:
+                for name, render in entries.items():
+                    self.proc.file(fd, name, f"/proc/sys/{dirname}/{name}",
+                                   lambda render=render: (render() + "\n").encode())
+            finally:
+                os.close(fd)
 
     def refresh_listing(self) -> None:
+        """/proc itself: a directory per sandbox process, in ascending order."""
         self.scan()
         for name in os.listdir(self.dirfd):
             if name.isdigit() and int(name) not in self.to_host:
-                self._rmtree(self.dirfd, name)
-        for ns_pid in sorted(self.to_host):
-            self.refresh_pid(ns_pid, "stat")
+                self.proc.remove(self.dirfd, name)
+                self.dir_host.pop(int(name), None)
+        for ns_pid, host_pid in sorted(self.to_host.items()):
+            fd = self._pid_dir(ns_pid, host_pid)
+            if fd is not None:
+                os.close(fd)
         self._sort_pid_dirs()
-        for name in ("version", "meminfo", "cpuinfo", "stat", "uptime", "loadavg",
-                     "filesystems", "cmdline", "mounts", "sys"):
-            self._write_top(name)
 
     def _sort_pid_dirs(self) -> None:
         """List pid directories in ascending order, as Linux does. A tmpfs directory lists
@@ -433,43 +567,62 @@ class ProcFS:
 
     def refresh_sys(self) -> None:
         """/sys: the CPU topology the container's limits allow."""
-        if self.sys_fd is None:
+        if self.sys is None:
             return
         n = self.kernel.cpu_count()
-        devices = self._subdir(self.sys_fd, "devices")
-        system = self._subdir(devices, "system")
-        cpu = self._subdir(system, "cpu")
+        fd = os.dup(self.sys.root)
+        for part in ("devices", "system", "cpu"):
+            sub = self.sys.dir(fd, part)
+            os.close(fd)
+            fd = sub
         try:
             for name in ("online", "possible", "present"):
-                self._write(cpu, name, _cpu_list(n) + "\n")
-            for old in os.listdir(cpu):
+                self.sys.file(fd, name, f"/sys/devices/system/cpu/{name}",
+                              lambda: (_cpu_list(self.kernel.cpu_count()) + "\n").encode())
+            for old in os.listdir(fd):
                 if old.startswith("cpu") and old[3:].isdigit() and int(old[3:]) >= n:
-                    self._rmtree(cpu, old)
+                    self.sys.remove(fd, old)
             for i in range(n):
-                c = self._subdir(cpu, f"cpu{i}")
-                self._write(c, "online", "1\n")
+                c = self.sys.dir(fd, f"cpu{i}")
+                self.sys.file(c, "online", f"/sys/devices/system/cpu/cpu{i}/online",
+                              lambda: b"1\n")
                 os.close(c)
         finally:
-            for fd in (cpu, system, devices):
-                os.close(fd)
+            os.close(fd)
 
-    # -- entry point for path-based syscalls -------------------------------------
-    def prepare(self, ctx: SyscallContext, path: bytes) -> bytes:
-        """Bring the snapshot of path (normalised, under /proc) up to date; the path to
-        resolve, with self and thread-self made concrete for the caller. The self and
-        thread-self links are re-pointed at the caller too, for paths that reach them
-        through a symlink (/proc/mounts -> self/mounts)."""
-        parts = [p.decode("utf-8", "surrogateescape") for p in path.split(b"/")[2:]]
+    # -- entry points for syscall handlers ---------------------------------------
+    def content(self, fd: int) -> int:
+        """What the workload gets for a descriptor the gofer opened: a synthetic file's
+        rendered content in place of its placeholder, anything else unchanged."""
+        fd = self.proc.content(fd)
+        return self.sys.content(fd) if self.sys is not None else fd
+
+    def _caller(self, ctx: SyscallContext) -> tuple[int, int]:
         me = self.translate(int(ctx.status()["Tgid"]))
         tid = self.translate(ctx.pid)
         if me == 0 or tid == 0:
             raise TargetGone()
+        return me, tid
+
+    def point_self(self, ctx: SyscallContext) -> None:
+        """Point the self and thread-self links at the caller, for paths that reach them
+        through another link or the kernel's own walk (/etc/mtab, exec of /proc/self/exe)."""
+        me, tid = self._caller(ctx)
+        self.proc.link(self.dirfd, "self", str(me))
+        self.proc.link(self.dirfd, "thread-self", f"{me}/task/{tid}")
+        self.refresh_pid(me, None)
+
+    def prepare(self, ctx: SyscallContext, path: bytes) -> bytes:
+        """Bring the skeleton up to date for path (normalised, under /proc); the path to
+        resolve, with self and thread-self made concrete for the caller."""
+        parts = [p.decode("utf-8", "surrogateescape") for p in path.split(b"/")[2:]]
+        me, tid = self._caller(ctx)
         if parts and parts[0] == "self":
             parts[0] = str(me)
         elif parts and parts[0] == "thread-self":
             parts[0:1] = [str(me), "task", str(tid)]
-        self._symlink(self.dirfd, "self", str(me))
-        self._symlink(self.dirfd, "thread-self", f"{me}/task/{tid}")
+        self.proc.link(self.dirfd, "self", str(me))
+        self.proc.link(self.dirfd, "thread-self", f"{me}/task/{tid}")
         if not parts:
             self.refresh_listing()
         elif parts[0].isdigit():
@@ -477,12 +630,12 @@ class ProcFS:
             extra_fd = None
             if what == "fd" and len(parts) == 2 and me == int(parts[0]):
                 extra_fd = self._lowest_free_fd(ctx.pid)
-            self.refresh_pid(int(parts[0]), what, extra_fd)
+            if what == "task" and len(parts) > 2:
+                self.refresh_pid(int(parts[0]), "task")
+            else:
+                self.refresh_pid(int(parts[0]), what, extra_fd)
         elif parts[0] == "mounts":
-            self._write_top("mounts")
-            self.refresh_pid(me, "mounts")
-        else:
-            self._write_top(parts[0])
+            self.refresh_pid(me, None)
         return ("/proc/" + "/".join(parts) if parts else "/proc").encode(
             "utf-8", "surrogateescape")
 

@@ -124,6 +124,20 @@ def _set_user_and_caps(proc: ProcessConfig, last_cap: int) -> None:
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _own_stdio(uid: int, gid: int) -> None:
+    """Give the process's user its stdio (pipes, files), as runc does, so that a non-root
+    process can reopen them (/dev/stdout, /proc/self/fd/N); /dev/null stays root's."""
+    null = os.stat(os.devnull)
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+            if (st.st_rdev, st.st_ino) == (null.st_rdev, null.st_ino) or st.st_uid == uid:
+                continue
+            os.fchown(fd, uid, gid)
+        except OSError:
+            pass  # closed, or a file the kernel will not let root chown (as runc, go on)
+
+
 def resource_name(kind: int) -> str:
     return next((n for n in dir(resource) if n.startswith("RLIMIT_")
                  and getattr(resource, n) == kind), str(kind))
@@ -154,6 +168,8 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
                 os.dup2(fd, target, inheritable=True)
         if proc.terminal:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        else:
+            _own_stdio(proc.uid, proc.gid)
         last_cap = _last_cap()  # the host's /proc is out of reach once in the container
         enter()
         keep = {0, 1, 2, sock.fileno()} | ({start_r} if start_r is not None else set())

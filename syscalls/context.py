@@ -10,6 +10,8 @@ import abc
 import errno
 import os
 
+from gofer import linux
+
 PATH_MAX = 4096
 # Only the fields handlers use: parsing all of /proc/TID/status costs more than reading it.
 _STATUS_FIELDS = (b"Umask", b"Tgid", b"Uid", b"Gid", b"Groups", b"CapPrm", b"CapEff")
@@ -44,6 +46,13 @@ class SyscallContext(abc.ABC):
     def write(self, addr: int, data: bytes) -> None: ...
 
     @abc.abstractmethod
+    def validate(self) -> None:
+        """Raise TargetGone unless the trapped syscall still waits for its answer. Every
+        value read about the caller (its memory, its /proc entries) is trusted only after
+        a validate() that follows the read: the thread could have died and its TID been
+        reused, or a sibling's execve could have taken over the thread group leader's."""
+
+    @abc.abstractmethod
     def reply(self, value: int) -> None: ...
 
     @abc.abstractmethod
@@ -57,6 +66,21 @@ class SyscallContext(abc.ABC):
     @abc.abstractmethod
     def passthrough(self) -> None:
         """Let the host kernel run the syscall as it is."""
+
+    def take_fd(self, fd: int) -> int:
+        """The sentry's copy of the caller's descriptor fd (pidfd_getfd: the same open
+        file, never a second lookup by path). EBADF when the caller has no such fd."""
+        if fd < 0:
+            raise OSError(errno.EBADF, "bad file descriptor")
+        try:
+            pidfd = os.pidfd_open(self.pid, linux.PIDFD_THREAD)
+        except OSError:
+            raise TargetGone() from None
+        try:
+            self.validate()  # the pidfd names the caller, not a task that reused its TID
+            return linux.pidfd_getfd(pidfd, fd)
+        finally:
+            os.close(pidfd)
 
     def read_cstring(self, addr: int, limit: int = PATH_MAX) -> bytes:
         """A NUL-terminated string from workload memory (ENAMETOOLONG past limit)."""
@@ -99,6 +123,7 @@ class SyscallContext(abc.ABC):
                     os.close(fd)
             except OSError:
                 raise TargetGone() from None
+            self.validate()
             cached = _status_fields(raw)
             self._status = cached
         return cached

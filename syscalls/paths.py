@@ -30,9 +30,11 @@ def as_int(value: int) -> int:
 
 def cwd_path(ctx: SyscallContext) -> bytes:
     try:
-        return os.readlink(f"/proc/{ctx.pid}/cwd".encode())
+        path = os.readlink(f"/proc/{ctx.pid}/cwd".encode())
     except OSError:
         raise TargetGone() from None
+    ctx.validate()
+    return path
 
 
 def fd_path(ctx: SyscallContext, fd: int) -> bytes:
@@ -42,7 +44,9 @@ def fd_path(ctx: SyscallContext, fd: int) -> bytes:
     try:
         target = os.readlink(f"/proc/{ctx.pid}/fd/{fd}".encode())
     except FileNotFoundError:
+        ctx.validate()
         raise OSError(errno.EBADF, "bad file descriptor") from None
+    ctx.validate()
     if not target.startswith(b"/"):
         raise OSError(errno.ENOTDIR, "not a directory")  # pipe:[..], socket:[..], ...
     if target.endswith(_DELETED):

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import posixpath
 import stat as stat_mod
 import struct
 
+from gofer import linux
 from syscalls.context import SyscallContext, TargetGone
 from syscalls.paths import (
     AT_EMPTY_PATH,
@@ -18,7 +20,6 @@ from syscalls.paths import (
     as_int,
     at,
     fd_link,
-    fd_path,
     joined,
     read_path,
 )
@@ -40,28 +41,66 @@ def _empty_path(ctx: SyscallContext, addr: int, flags: int) -> bool:
     return addr == 0 or read_path(ctx, addr) == b""
 
 
+def _on_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int, op: str,
+               creds: tuple | None = None, **args) -> tuple:
+    """Run a gofer operation on what an *at() call names: dirfd/path, or with AT_EMPTY_PATH
+    and an empty path the descriptor itself, taken with pidfd_getfd (the kernel is never
+    left to read the path again)."""
+    creds = creds if creds is not None else ctx.creds()
+    if not _empty_path(ctx, addr, flags):
+        return ctx.kernel.gofer.call(op, creds, path=at(ctx, dirfd, addr), **args)
+    if as_int(dirfd) == AT_FDCWD:
+        return ctx.kernel.gofer.call(op, creds, path=absolute(ctx, AT_FDCWD, b"."), **args)
+    fd = ctx.take_fd(as_int(dirfd))
+    try:
+        return ctx.kernel.gofer.call(op, creds, fd=fd, path=None, **args)
+    finally:
+        os.close(fd)
+
+
 # -- open ---------------------------------------------------------------------
 def _reopen(ctx: SyscallContext, owner: bytes, num: int, flags: int) -> int:
     """Open a descriptor the workload holds anew, as Linux's /proc/PID/fd/N magic link
-    does: the same file, with no more access than the descriptor has."""
-    if owner == b"self":
-        host_pid = ctx.pid
-    else:
-        host_pid = ctx.kernel.procfs.host_pid(int(owner)) if ctx.kernel.procfs else None
-        if host_pid is None:
+    does: the same file (taken with pidfd_getfd, never looked up again by path), opened
+    with the access the caller's credentials have on it (checked by the gofer as the
+    caller, as the kernel's may_open would: O_TRUNC needs write permission)."""
+    if owner != b"self":
+        procfs = ctx.kernel.procfs
+        if procfs is None or procfs.host_pid(int(owner)) is None:
             raise OSError(errno.ENOENT, "no such process")
-        if ctx.kernel.procfs.translate(int(ctx.status()["Tgid"])) != int(owner):
+        if procfs.translate(int(ctx.status()["Tgid"])) != int(owner):
             raise OSError(errno.EACCES, "another process's descriptor")
+    if flags & os.O_NOFOLLOW:
+        raise OSError(errno.ELOOP, "the last component is a link")
+    if flags & os.O_CREAT and flags & os.O_EXCL:
+        raise OSError(errno.EEXIST, "exists")
     try:
-        with open(f"/proc/{host_pid}/fdinfo/{num}") as f:
-            held = int(next(line for line in f if line.startswith("flags:")).split()[1], 8)
-    except (OSError, StopIteration):
-        raise OSError(errno.ENOENT, "no such descriptor") from None
-    want, have = flags & os.O_ACCMODE, held & os.O_ACCMODE
-    if want != have and have != os.O_RDWR:
-        raise OSError(errno.EACCES, "descriptor not open for that access")
-    keep = os.O_ACCMODE | os.O_APPEND | os.O_NONBLOCK | os.O_TRUNC | os.O_NOCTTY
-    return os.open(f"/proc/{host_pid}/fd/{num}", (flags & keep) | os.O_CLOEXEC)
+        held = ctx.take_fd(num)
+    except OSError as e:
+        if e.errno == errno.EBADF:
+            raise OSError(errno.ENOENT, "no such descriptor") from None
+        raise
+    try:
+        st = os.fstat(held)
+        if stat_mod.S_ISSOCK(st.st_mode):
+            raise OSError(errno.ENXIO, "a socket cannot be opened")
+        if flags & os.O_PATH:  # see _open: a read-only descriptor stands in for O_PATH
+            flags = (flags & _O_PATH_KEEPS & ~os.O_PATH) | os.O_RDONLY
+        acc = flags & os.O_ACCMODE
+        need = (os.R_OK if acc in (os.O_RDONLY, os.O_RDWR) else 0) | (
+            os.W_OK if acc in (os.O_WRONLY, os.O_RDWR) or flags & os.O_TRUNC else 0)
+        ctx.kernel.gofer.call("access", ctx.creds(), fd=held, path=None, mode=need,
+                              follow=True)
+        keep = (os.O_ACCMODE | os.O_APPEND | os.O_TRUNC | os.O_NOCTTY | os.O_DIRECTORY
+                | os.O_NOATIME | os.O_DSYNC | os.O_SYNC)
+        # Never block the sentry (a pipe's or FIFO's open waits for its peer).
+        fd = os.open(f"/proc/self/fd/{held}", (flags & keep) | os.O_CLOEXEC | os.O_NONBLOCK)
+        if not flags & os.O_NONBLOCK:
+            fl = fcntl.fcntl(fd, fcntl.F_GETFL)
+            fcntl.fcntl(fd, fcntl.F_SETFL, fl & ~os.O_NONBLOCK)
+        return fd
+    finally:
+        os.close(held)
 
 
 def _controlling_tty(ctx: SyscallContext, flags: int) -> int:
@@ -96,13 +135,19 @@ def _check_open_flags(flags: int) -> None:
         raise OSError(errno.EINVAL, "O_TMPFILE needs write access")
 
 
-def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int) -> None:
+def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
+          resolve: int = 0) -> None:
     _check_open_flags(flags)
-    path = joined(ctx, dirfd, read_path(ctx, addr))
+    rel = read_path(ctx, addr)
+    path = joined(ctx, dirfd, rel)
     link = fd_link(path)
+    if resolve and link is not None:
+        # The kernel refuses magic links under any of these restrictions.
+        raise OSError(errno.ELOOP if resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+                      else errno.EXDEV, "a magic link")
     if link is not None:
         fd = _reopen(ctx, *link, flags)
-    elif posixpath.normpath(path) == b"/dev/tty" and not flags & os.O_PATH:
+    elif posixpath.normpath(path) == b"/dev/tty" and not flags & os.O_PATH and not resolve:
         fd = _controlling_tty(ctx, flags)
     else:
         if flags & os.O_PATH:
@@ -111,8 +156,18 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int) -> 
             # Differences (README): F_GETFL shows O_RDONLY, read permission is needed,
             # and O_NOFOLLOW on a symlink gives ELOOP instead of the link itself.
             flags = (flags & _O_PATH_KEEPS & ~os.O_PATH) | os.O_RDONLY | os.O_NONBLOCK
-        fd = ctx.kernel.gofer.open(absolute(ctx, AT_FDCWD, path), flags & ~os.O_CLOEXEC,
-                                   mode & 0o7777, ctx.creds())
+        gofer_flags, mode = flags & ~os.O_CLOEXEC, mode & 0o7777
+        if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) or (resolve and rel[:1] != b"/"):
+            # Resolved from the directory itself, not from the container root, so that
+            # RESOLVE_BENEATH / IN_ROOT / NO_XDEV / NO_SYMLINKS mean what they do on Linux.
+            base = absolute(ctx, AT_FDCWD, joined(ctx, dirfd, b"."))
+            fd = ctx.kernel.gofer.open(rel, gofer_flags, mode, ctx.creds(), base=base,
+                                       resolve=resolve)
+        else:
+            fd = ctx.kernel.gofer.open(absolute(ctx, AT_FDCWD, path), gofer_flags, mode,
+                                       ctx.creds(), resolve=resolve)
+        if ctx.kernel.procfs is not None:
+            fd = ctx.kernel.procfs.content(fd)  # a /proc or /sys file: its content now
     try:
         ctx.install_fd(fd, bool(flags & os.O_CLOEXEC))
     finally:
@@ -137,26 +192,71 @@ def creat(ctx: SyscallContext) -> None:
     _open(ctx, AT_FDCWD, ctx.args[0], os.O_CREAT | os.O_WRONLY | os.O_TRUNC, ctx.args[1])
 
 
+_VALID_OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC
+                     | os.O_APPEND | os.O_NONBLOCK | os.O_DSYNC | 0o20000 | os.O_DIRECT
+                     | os.O_LARGEFILE | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NOATIME
+                     | os.O_CLOEXEC | os.O_PATH | os.O_TMPFILE | os.O_SYNC)
+_RESOLVE_FLAGS = 0x3F  # NO_XDEV NO_MAGICLINKS NO_SYMLINKS BENEATH IN_ROOT CACHED
+RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_IN_ROOT = 0x02, 0x04, 0x10
+RESOLVE_CACHED = 0x20
+_PAGE = 4096
+
+
 def openat2(ctx: SyscallContext) -> None:
-    size = ctx.args[3]
+    """openat2(2), with the kernel's checks of struct open_how in its order, and every
+    RESOLVE_* flag applied by the gofer's own openat2 (inside the container root)."""
+    how_addr, size = ctx.args[2], ctx.args[3]
     if size < 24:
         raise OSError(errno.EINVAL, "open_how too small")
-    flags, mode, resolve = struct.unpack("QQQ", ctx.read(ctx.args[2], 24))
-    if resolve & RESOLVE_BENEATH:
-        # Beneath the dirfd: refuse what lexically leaves it; the gofer keeps the root.
-        rel = read_path(ctx, ctx.args[1])
-        if rel.startswith(b"/") or b".." in rel.split(b"/"):
-            raise OSError(errno.EXDEV, "path escapes the directory")
-    _open(ctx, ctx.args[0], ctx.args[1], flags, mode)
+    if size > _PAGE:
+        raise OSError(errno.E2BIG, "open_how too big")
+    raw = _read_full(ctx, how_addr, size)
+    if raw[24:].strip(b"\0"):
+        raise OSError(errno.E2BIG, "unknown open_how fields")
+    flags, mode, resolve = struct.unpack_from("QQQ", raw)
+    if flags & ~_VALID_OPEN_FLAGS or resolve & ~_RESOLVE_FLAGS:
+        raise OSError(errno.EINVAL, "unknown flags")
+    if flags & (os.O_CREAT | os.O_TMPFILE):
+        if mode & ~0o7777:
+            raise OSError(errno.EINVAL, "bad mode")
+    elif mode:
+        raise OSError(errno.EINVAL, "mode without O_CREAT")
+    if flags & os.O_PATH and flags & ~_O_PATH_KEEPS:
+        raise OSError(errno.EINVAL, "flags O_PATH does not take")
+    if resolve & RESOLVE_BENEATH and resolve & RESOLVE_IN_ROOT:
+        raise OSError(errno.EINVAL, "RESOLVE_BENEATH with RESOLVE_IN_ROOT")
+    if resolve & RESOLVE_CACHED and flags & (os.O_CREAT | os.O_TRUNC | os.O_TMPFILE):
+        raise OSError(errno.EAGAIN, "cannot be done from the cache")
+    _open(ctx, ctx.args[0], ctx.args[1], flags, mode, resolve)
 
 
 # -- stat family --------------------------------------------------------------
+_STAT_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800  # | AT_NO_AUTOMOUNT
+_STATX_SYNC = 0x6000
+
+
+def _stat_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
+                 statx_mask: int | None) -> bytes:
+    """The raw struct stat/statx of what the call names. A descriptor of the caller's
+    (AT_EMPTY_PATH) is stat'ed on the sentry's own copy: fstat needs no permission."""
+    if _empty_path(ctx, addr, flags) and as_int(dirfd) != AT_FDCWD:
+        fd = ctx.take_fd(as_int(dirfd))
+        try:
+            if statx_mask is None:
+                return linux.fstatat_raw(fd, b"", AT_EMPTY_PATH)
+            return linux.statx_raw(fd, b"", AT_EMPTY_PATH | (flags & _STATX_SYNC), statx_mask)
+        finally:
+            os.close(fd)
+    raw, _ = _on_object(ctx, dirfd, addr, flags, "stat",
+                        follow=not flags & AT_SYMLINK_NOFOLLOW, statx_mask=statx_mask,
+                        sync=flags & _STATX_SYNC)
+    return raw
+
+
 def _stat(ctx: SyscallContext, dirfd: int, addr: int, buf: int, flags: int) -> None:
-    if _empty_path(ctx, addr, flags):
-        return ctx.passthrough()  # fstat of a descriptor the sandbox holds
-    raw, _ = _gofer(ctx, "stat", path=at(ctx, dirfd, addr),
-                    follow=not flags & AT_SYMLINK_NOFOLLOW, statx_mask=None, sync=0)
-    ctx.write(buf, raw)
+    if flags & ~_STAT_FLAGS:
+        raise OSError(errno.EINVAL, "bad flags")
+    ctx.write(buf, _stat_object(ctx, dirfd, addr, flags, None))
     ctx.reply(0)
 
 
@@ -174,12 +274,12 @@ def newfstatat(ctx: SyscallContext) -> None:
 
 def statx(ctx: SyscallContext) -> None:
     dirfd, addr, flags, mask, buf = ctx.args[:5]
-    if _empty_path(ctx, addr, flags):
-        return ctx.passthrough()
-    raw, _ = _gofer(ctx, "stat", path=at(ctx, dirfd, addr),
-                    follow=not flags & AT_SYMLINK_NOFOLLOW, statx_mask=mask & 0xFFFFFFFF,
-                    sync=flags & 0x6000)
-    ctx.write(buf, raw)
+    flags &= 0xFFFFFFFF
+    if flags & ~(_STAT_FLAGS | _STATX_SYNC) or flags & _STATX_SYNC == _STATX_SYNC:
+        raise OSError(errno.EINVAL, "bad flags")
+    if mask & 0x80000000:  # STATX__RESERVED
+        raise OSError(errno.EINVAL, "reserved mask bit")
+    ctx.write(buf, _stat_object(ctx, dirfd, addr, flags, mask & 0xFFFFFFFF))
     ctx.reply(0)
 
 
@@ -193,8 +293,8 @@ def statfs(ctx: SyscallContext) -> None:
 def _access(ctx: SyscallContext, dirfd: int, addr: int, mode: int, flags: int) -> None:
     if mode & ~7:
         raise OSError(errno.EINVAL, "bad mode")
-    if _empty_path(ctx, addr, flags):
-        return ctx.passthrough()
+    if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise OSError(errno.EINVAL, "bad flags")
     creds = ctx.creds()
     if not flags & AT_EACCESS:
         # access() checks as the real ids, with the permitted capabilities for a real
@@ -202,8 +302,8 @@ def _access(ctx: SyscallContext, dirfd: int, addr: int, mode: int, flags: int) -
         ruid, rgid = ctx.real_ids()
         caps = int(ctx.status()["CapPrm"], 16) if ruid == 0 else 0
         creds = (ruid, rgid, creds[2], creds[3], caps)
-    ctx.kernel.gofer.call("access", creds, path=at(ctx, dirfd, addr), mode=mode,
-                          follow=not flags & AT_SYMLINK_NOFOLLOW)
+    _on_object(ctx, dirfd, addr, flags, "access", creds, mode=mode,
+               follow=not flags & AT_SYMLINK_NOFOLLOW)
     ctx.reply(0)
 
 
@@ -223,9 +323,18 @@ def faccessat2(ctx: SyscallContext) -> None:
 def _readlink(ctx: SyscallContext, dirfd: int, addr: int, buf: int, size: int) -> None:
     if as_int(size) <= 0:
         raise OSError(errno.EINVAL, "bad size")
-    if read_path(ctx, addr) == b"" and as_int(dirfd) != AT_FDCWD:
-        return ctx.passthrough()  # the descriptor's own link
-    target, _ = _gofer(ctx, "readlink", path=at(ctx, dirfd, addr))
+    if read_path(ctx, addr) == b"":
+        if as_int(dirfd) == AT_FDCWD:
+            raise OSError(errno.ENOENT, "empty path")
+        # The descriptor's own link (an O_PATH|O_NOFOLLOW symlink): reading a link's
+        # text needs no permission, so the sentry reads its own copy.
+        fd = ctx.take_fd(as_int(dirfd))
+        try:
+            target = os.readlink(b"", dir_fd=fd)
+        finally:
+            os.close(fd)
+    else:
+        target, _ = _gofer(ctx, "readlink", path=at(ctx, dirfd, addr))
     data = target[:size]
     ctx.write(buf, data)
     ctx.reply(len(data))
@@ -237,31 +346,6 @@ def readlink(ctx: SyscallContext) -> None:
 
 def readlinkat(ctx: SyscallContext) -> None:
     _readlink(ctx, ctx.args[0], ctx.args[1], ctx.args[2], ctx.args[3])
-
-
-# -- cwd ----------------------------------------------------------------------
-def chdir(ctx: SyscallContext) -> None:
-    _gofer(ctx, "check_dir", path=at(ctx, AT_FDCWD, ctx.args[0]))
-    # The kernel repeats the walk in the workload's own (read-only) copy of the same tree.
-    ctx.passthrough()
-
-
-def fchdir(ctx: SyscallContext) -> None:
-    fd = as_int(ctx.args[0])
-    path = fd_path(ctx, fd)
-    try:
-        st = os.stat(f"/proc/{ctx.pid}/fd/{fd}")
-    except OSError:
-        raise OSError(errno.EBADF, "bad file descriptor") from None
-    if not stat_mod.S_ISDIR(st.st_mode):
-        raise OSError(errno.ENOTDIR, "not a directory")
-    raw, _ = _gofer(ctx, "stat", path=path, follow=False, statx_mask=None, sync=0)
-    dev, ino = struct.unpack_from("QQ", raw)
-    if (dev, ino) != (st.st_dev, st.st_ino):
-        # Not the container's directory at that path: a descriptor from outside.
-        raise OSError(errno.EACCES, "directory is not inside the container")
-    _gofer(ctx, "check_dir", path=path)
-    ctx.passthrough()
 
 
 # -- namespace changes --------------------------------------------------------
@@ -370,10 +454,8 @@ def symlinkat(ctx: SyscallContext) -> None:
 def _chmod(ctx: SyscallContext, dirfd: int, addr: int, mode: int, flags: int) -> None:
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         raise OSError(errno.EINVAL, "bad flags")
-    if _empty_path(ctx, addr, flags):
-        return ctx.passthrough()
-    _gofer(ctx, "chmod", path=at(ctx, dirfd, addr), mode=mode & 0o7777,
-           follow=not flags & AT_SYMLINK_NOFOLLOW)
+    _on_object(ctx, dirfd, addr, flags, "chmod", mode=mode & 0o7777,
+               follow=not flags & AT_SYMLINK_NOFOLLOW)
     ctx.reply(0)
 
 
@@ -392,10 +474,8 @@ def fchmodat2(ctx: SyscallContext) -> None:
 def _chown(ctx: SyscallContext, dirfd: int, addr: int, uid: int, gid: int, flags: int) -> None:
     if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
         raise OSError(errno.EINVAL, "bad flags")
-    if _empty_path(ctx, addr, flags):
-        return ctx.passthrough()
-    _gofer(ctx, "chown", path=at(ctx, dirfd, addr), uid=uid & 0xFFFFFFFF,
-           gid=gid & 0xFFFFFFFF, follow=not flags & AT_SYMLINK_NOFOLLOW)
+    _on_object(ctx, dirfd, addr, flags, "chown", uid=uid & 0xFFFFFFFF,
+               gid=gid & 0xFFFFFFFF, follow=not flags & AT_SYMLINK_NOFOLLOW)
     ctx.reply(0)
 
 
@@ -413,18 +493,31 @@ def fchownat(ctx: SyscallContext) -> None:
 
 def _utimens(ctx: SyscallContext, dirfd: int, addr: int, times: bytes | None,
              flags: int) -> None:
-    _gofer(ctx, "utimens", path=at(ctx, dirfd, addr),
-           times=times,
-           follow=not flags & AT_SYMLINK_NOFOLLOW)
+    _on_object(ctx, dirfd, addr, flags, "utimens", times=times,
+               follow=not flags & AT_SYMLINK_NOFOLLOW)
     ctx.reply(0)
 
 
 def utimensat(ctx: SyscallContext) -> None:
     dirfd, addr, times_addr, flags = ctx.args[:4]
-    if addr == 0 or _empty_path(ctx, addr, flags):
-        return ctx.passthrough()  # futimens on a descriptor
-    times = ctx.read(times_addr, 32) if times_addr else None
+    flags &= 0xFFFFFFFF
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        raise OSError(errno.EINVAL, "bad flags")
+    times = _read_full(ctx, times_addr, 32) if times_addr else None
+    if addr == 0:  # futimens(): the descriptor itself, and no flags
+        if as_int(dirfd) == AT_FDCWD:
+            raise OSError(errno.EFAULT, "bad address")
+        if flags:
+            raise OSError(errno.EINVAL, "flags without a path")
+        flags = AT_EMPTY_PATH
     _utimens(ctx, dirfd, addr, times, flags)
+
+
+def _read_full(ctx: SyscallContext, addr: int, size: int) -> bytes:
+    data = ctx.read(addr, size)
+    if len(data) != size:
+        raise OSError(errno.EFAULT, "bad address")
+    return data
 
 
 def _timevals(ctx: SyscallContext, addr: int) -> bytes | None:

@@ -1,22 +1,41 @@
-"""Process syscalls that name a file: execve and execveat."""
+"""Calls the kernel resolves natively: execve, execveat and chdir.
+
+The workload's mount namespace is a read-only copy of exactly the container tree the gofer
+serves, rooted at the container root, so the kernel's own walk (with its own permission
+checks on the caller's credentials) reaches nothing the gofer would not. The sentry makes
+no decision about these calls: checking the path and then letting the kernel read it
+again would be a check-then-CONTINUE race. Its only part is /proc, whose self and
+thread-self links it points at the caller before the kernel follows them
+(exec of /proc/self/exe, cd /proc/self).
+"""
 from __future__ import annotations
 
+import posixpath
+
 from syscalls.context import SyscallContext
-from syscalls.paths import AT_EMPTY_PATH, AT_FDCWD, at, read_path
+from syscalls.paths import AT_FDCWD, joined, read_path
 
 
-def _exec(ctx: SyscallContext, dirfd: int, addr: int, flags: int) -> None:
-    if flags & AT_EMPTY_PATH and read_path(ctx, addr) == b"":
-        return ctx.passthrough()  # fexecve of a descriptor the sandbox holds
-    ctx.kernel.gofer.call("check_exec", ctx.creds(), path=at(ctx, dirfd, addr))
-    # The kernel loads the file (and its interpreter) from the workload's own read-only
-    # copy of the container tree: it cannot reach anything the gofer would not.
+def _native(ctx: SyscallContext, dirfd: int, addr: int) -> None:
+    procfs = getattr(ctx.kernel, "procfs", None)
+    if procfs is not None:
+        try:
+            path = joined(ctx, dirfd, read_path(ctx, addr))
+        except OSError:
+            path = b""  # the kernel gives the caller its own errno for a bad path
+        norm = posixpath.normpath(path) if path else b""
+        if norm == b"/proc" or norm.startswith(b"/proc/"):
+            procfs.point_self(ctx)
     ctx.passthrough()
 
 
 def execve(ctx: SyscallContext) -> None:
-    _exec(ctx, AT_FDCWD, ctx.args[0], 0)
+    _native(ctx, AT_FDCWD, ctx.args[0])
 
 
 def execveat(ctx: SyscallContext) -> None:
-    _exec(ctx, ctx.args[0], ctx.args[1], ctx.args[4])
+    _native(ctx, ctx.args[0], ctx.args[1])
+
+
+def chdir(ctx: SyscallContext) -> None:
+    _native(ctx, AT_FDCWD, ctx.args[0])

@@ -16,7 +16,7 @@ def sysinfo(ctx: SyscallContext) -> None:
     k = ctx.kernel
     mem = k.memory()
     loads = os.getloadavg()
-    procs = len(k.procfs.to_host) if k.procfs is not None else 1
+    procs = k.procfs.count() if k.procfs is not None else 1
     data = _SYSINFO.pack(int(k.uptime()), *(int(x * _LOAD_SHIFT) for x in loads),
                          mem["total"], mem["free"], mem["shared"], mem["buffers"],
                          mem["swap_total"], mem["swap_free"], min(procs, 0xFFFF), 0, 0, 1)

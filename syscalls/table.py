@@ -49,6 +49,8 @@ CLONE_NEW_ANY = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
 
 # Safe on the host kernel as they are: they act on memory, descriptors the sandbox
 # already holds, its own namespaces (pid, ipc, uts, net) or its own credentials.
+# fchdir acts on a descriptor the sandbox holds; execve and chdir are resolved natively too
+# (see sys_process.py: the sentry only points /proc/self at the caller first).
 PASSTHROUGH = """
 read write close fstat poll lseek mmap mprotect munmap brk rt_sigaction rt_sigprocmask
 rt_sigreturn ioctl pread64 pwrite64 readv writev pipe select sched_yield mremap msync mincore
@@ -79,6 +81,7 @@ pkey_free io_pgetevents rseq pidfd_send_signal pidfd_open close_range pidfd_getf
 process_madvise epoll_pwait2 landlock_create_ruleset landlock_add_rule landlock_restrict_self
 memfd_secret process_mrelease futex_waitv set_mempolicy_home_node cachestat map_shadow_stack
 futex_wake futex_wait futex_requeue
+fchdir
 """.split()
 
 # The sentry decides: every path-based call goes to the gofer; the kernel identity is virtual.
@@ -90,7 +93,6 @@ EMULATE: dict[str, Callable] = {
     "access": sys_file.access, "faccessat": sys_file.faccessat,
     "faccessat2": sys_file.faccessat2,
     "readlink": sys_file.readlink, "readlinkat": sys_file.readlinkat,
-    "chdir": sys_file.chdir, "fchdir": sys_file.fchdir,
     "mkdir": sys_file.mkdir, "mkdirat": sys_file.mkdirat,
     "unlink": sys_file.unlink, "unlinkat": sys_file.unlinkat, "rmdir": sys_file.rmdir,
     "rename": sys_file.rename, "renameat": sys_file.renameat, "renameat2": sys_file.renameat2,
@@ -104,6 +106,7 @@ EMULATE: dict[str, Callable] = {
     "mknod": sys_file.mknod, "mknodat": sys_file.mknodat,
     "statfs": sys_file.statfs,
     "execve": sys_process.execve, "execveat": sys_process.execveat,
+    "chdir": sys_process.chdir,
     "uname": sys_identity.uname, "sethostname": sys_identity.sethostname,
     "setdomainname": sys_identity.setdomainname,
     "sysinfo": sys_sysinfo.sysinfo, "sched_getaffinity": sys_sysinfo.sched_getaffinity,

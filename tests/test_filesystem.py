@@ -115,10 +115,19 @@ def test_a_thousand_stats_in_a_shell_loop(runsc, make_bundle):
     assert r.stdout == "1000\n", r.stderr
 
 
-def test_dev_stdout_and_proc_fd_links_reopen_the_descriptor(runsc, make_bundle):
-    bundle = make_bundle("sh", "-c", "echo out > /dev/stdout; echo err > /dev/stderr; "
-                         "echo fd > /proc/self/fd/1; cat /dev/stdin; "
-                         "echo no > /dev/fd/0 || echo refused")
+def test_dev_stdout_and_proc_fd_links_reopen_the_descriptor(runsc, runc, make_bundle):
+    # Reopening through the magic link opens the same file with what the caller's
+    # credentials allow on it, not only the descriptor's own access mode: as root, stdin
+    # (a pipe's read end) reopens for writing, as Linux does; as uid 1000, the pipe
+    # (owned by the host's root, mode 0600) refuses both.
+    script = ("echo out > /dev/stdout; echo err > /dev/stderr; echo fd > /proc/self/fd/1; "
+              "cat /dev/stdin; echo no > /dev/fd/0 || echo refused")
+    bundle = make_bundle("sh", "-c", script)
     r = runsc.run(bundle, input="in\n")
-    assert r.stdout == "out\nfd\nin\nrefused\n"
+    assert r.stdout == "out\nfd\nin\n"
     assert r.stderr.startswith("err\n")
+    assert r.stdout == runc(bundle, input="in\n").stdout
+    bundle.spec["process"]["user"] = {"uid": 1000, "gid": 1000}
+    bundle.write()
+    r = runsc.run(bundle, input="in\n")
+    assert r.stdout == runc(bundle, input="in\n").stdout

@@ -101,7 +101,7 @@ class SeccompContext(SyscallContext):
         self.answered = False
         self._status = None
 
-    def _valid(self) -> None:
+    def validate(self) -> None:
         try:
             fcntl.ioctl(self.notify_fd, NOTIF_ID_VALID, struct.pack("Q", self.id))
         except OSError:
@@ -115,11 +115,11 @@ class SeccompContext(SyscallContext):
                 raise TargetGone() from None
             raise OSError(errno.EFAULT, "bad address") from None
         # The pid could have been reused if the thread died: check after reading.
-        self._valid()
+        self.validate()
         return data
 
     def write(self, addr: int, data: bytes) -> None:
-        self._valid()
+        self.validate()
         try:
             n = linux.process_vm_write(self.pid, addr, data)
         except OSError as e:
