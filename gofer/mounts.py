@@ -84,7 +84,8 @@ def make_mountpoint(rootfd: int, dest: str, is_dir: bool) -> int:
     return _resolve_in_root(rootfd, dest, os.O_PATH)
 
 
-def _mount_one(rootfd: int, m: dict, bundle: str, synthetic: dict[str, int]) -> None:
+def _mount_one(rootfd: int, m: dict, bundle: str,
+               synthetic: dict[str, tuple[int, str]]) -> None:
     dest, mtype = m["destination"], m.get("type") or ""
     options = m.get("options") or []
     flags, data = parse_options(options)
@@ -128,7 +129,7 @@ def _mount_one(rootfd: int, m: dict, bundle: str, synthetic: dict[str, int]) -> 
             # can change what is there.
             mounted = _resolve_in_root(rootfd, dest, os.O_PATH)
             try:
-                synthetic[dest] = linux.open_tree_clone(f"/proc/self/fd/{mounted}")
+                synthetic[dest] = (linux.open_tree_clone(f"/proc/self/fd/{mounted}"), mtype)
                 linux.mount_setattr_readonly(f"/proc/self/fd/{mounted}", recursive=False)
             finally:
                 os.close(mounted)
@@ -169,14 +170,14 @@ def _make_devices(rootfd: int) -> None:
 
 
 def build_tree(rootfs: str, readonly: bool, mounts: list[dict],
-               bundle: str) -> dict[str, int]:
+               bundle: str) -> dict[str, tuple[int, str]]:
     """Make the container tree this process's root. Returns the synthetic mount points,
-    each with a descriptor of a writable clone of its mount (for the sentry)."""
+    each with a descriptor of a writable clone of its mount (for the sentry) and its type."""
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    synthetic: dict[str, int] = {}
+    synthetic: dict[str, tuple[int, str]] = {}
     try:
         for m in mounts:
             try:

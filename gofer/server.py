@@ -28,10 +28,20 @@ _ALLOWED_DEVICES = set(mounts.STANDARD_DEVICES.values()) | {(5, 2)}  # + /dev/pt
 _PTY_SLAVE_MAJORS = range(136, 144)
 
 
+def _pid_entry_depth(path: bytes | None) -> int:
+    """0 outside a process's /proc directory, 1 for the directory, 2+ inside it."""
+    parts = (path or b"").strip(b"/").split(b"/")
+    return len(parts) - 1 if len(parts) > 1 and parts[1].isdigit() else 0
+
+
 class Gofer:
-    def __init__(self, sock: socket.socket, synthetic: dict[str, int] | None = None) -> None:
+    def __init__(self, sock: socket.socket,
+                 synthetic: dict[str, tuple[int, str]] | None = None) -> None:
         self.sock = sock
-        self.synthetic = dict(synthetic or {})  # mount point -> writable clone, for the sentry
+        # Mount point -> writable clone of the synthetic mount, until the sentry takes it.
+        self.synthetic = {dest: fd for dest, (fd, _) in (synthetic or {}).items()}
+        self.proc_devs = {os.fstat(fd).st_dev for fd, mtype in (synthetic or {}).values()
+                          if mtype == "proc"}
         self.rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.creds: tuple | None = None
         self.passed: int | None = None  # the descriptor sent with the current request
@@ -273,7 +283,65 @@ class Gofer:
         if handler is None:
             raise OSError(errno.ENOSYS, f"unknown gofer operation {op!r}")
         self._set_creds(req.pop("creds", None))
-        return handler(**req)
+        try:
+            return handler(**req)
+        except OSError as e:
+            if e.errno != errno.EROFS or not self.proc_devs:
+                raise
+            return self._procfs_refusal(op, req, e)
+
+    # -- /proc: read-only here, refusing changes as Linux's procfs does ---------
+    def _on_proc(self, path: bytes | None, parent: bool) -> bool:
+        if path is None and parent:
+            return False
+        try:
+            fd = self._parent(path)[0] if parent else self._resolve(
+                path, os.O_PATH | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            return os.fstat(fd).st_dev in self.proc_devs
+        finally:
+            os.close(fd)
+
+    def _exists(self, path: bytes) -> bool:
+        try:
+            os.close(self._resolve(path, os.O_PATH | os.O_NOFOLLOW))
+            return True
+        except OSError:
+            return False
+
+    def _procfs_refusal(self, op: str, req: dict, err: OSError) -> tuple:
+        """The errno Linux's procfs gives where this tree, being read-only, said EROFS:
+        it has no new names (ENOENT, or EEXIST for one that exists), refuses mode and
+        owner changes (EPERM), takes timestamps silently, and lets no one remove or write
+        what is there (EACCES without CAP_DAC_OVERRIDE, else EPERM; EACCES for writes)."""
+        dac_override = bool(self.creds and self.creds[3] >> 1 & 1)
+        removal = errno.EPERM if dac_override else errno.EACCES
+        if op in ("mkdir", "mknod", "symlink", "link", "rename"):
+            new = req.get("new", req.get("path"))
+            if self._on_proc(new, parent=True):
+                if not self._exists(new):
+                    raise OSError(errno.ENOENT, "no such entry in /proc")
+                raise OSError(removal if op == "rename" else errno.EEXIST, "in /proc")
+        elif op == "unlink" and self._on_proc(req.get("path"), parent=True):
+            if not self._exists(req["path"]):
+                raise OSError(errno.ENOENT, "no such entry in /proc")
+            raise OSError(errno.EPERM if _pid_entry_depth(req["path"]) > 1 else removal,
+                          "cannot remove from /proc")
+        elif op in ("chmod", "chown") and self._on_proc(req.get("path"), parent=False):
+            raise OSError(errno.EPERM, "not in /proc")
+        elif op == "utimens" and self._on_proc(req.get("path"), parent=False):
+            if _pid_entry_depth(req["path"]) == 1:
+                raise OSError(errno.EPERM, "a process's entries keep their times")
+            return 0, None
+        elif op in ("open", "truncate"):
+            path = req.get("path")
+            if req.get("base") is None and self._on_proc(path, parent=True):
+                if not self._exists(path):
+                    raise OSError(errno.ENOENT, "no such entry in /proc")
+                raise OSError(errno.EACCES, "not writable in /proc")
+        raise err
 
     def serve(self) -> None:
         while True:

@@ -162,6 +162,9 @@ class ProcFS:
         self.dir_host: dict[int, int] = {}  # sandbox pid -> host pid its directory shows
         self.owner: dict[int, tuple[int, int]] = {}
         self._newest_first = True  # tmpfs directory order; checked when first sorting
+        probe = os.memfd_create("probe", os.MFD_CLOEXEC)
+        self.memfd_dev = os.fstat(probe).st_dev  # every memfd lives on one internal mount
+        os.close(probe)
         self._make_top()
         self.refresh_sys()
 
@@ -597,6 +600,18 @@ class ProcFS:
         fd = self.proc.content(fd)
         return self.sys.content(fd) if self.sys is not None else fd
 
+    def placeholder(self, fd: int) -> tuple[int, bytes] | None:
+        """For a synthetic file's content (a memfd this sentry installed): its skeleton's
+        root and placeholder path, whose stat is what the workload sees, as Linux's
+        /proc files show mode 0444 and size 0."""
+        if os.fstat(fd).st_dev != self.memfd_dev:
+            return None
+        target = os.readlink(f"/proc/self/fd/{fd}".encode()).removesuffix(b" (deleted)")
+        for prefix, tree in ((b"/proc/", self.proc), (b"/sys/", self.sys)):
+            if tree is not None and target.startswith(_MEMFD_PREFIX + prefix):
+                return tree.root, target[len(_MEMFD_PREFIX) + len(prefix):]
+        return None
+
     def _caller(self, ctx: SyscallContext) -> tuple[int, int]:
         me = self.translate(int(ctx.status()["Tgid"]))
         tid = self.translate(ctx.pid)
@@ -617,14 +632,17 @@ class ProcFS:
         resolve, with self and thread-self made concrete for the caller."""
         parts = [p.decode("utf-8", "surrogateescape") for p in path.split(b"/")[2:]]
         me, tid = self._caller(ctx)
-        if parts and parts[0] == "self":
+        # /proc/self itself stays the link (lstat, readlink), pointed at the caller below.
+        if len(parts) > 1 and parts[0] == "self":
             parts[0] = str(me)
-        elif parts and parts[0] == "thread-self":
+        elif len(parts) > 1 and parts[0] == "thread-self":
             parts[0:1] = [str(me), "task", str(tid)]
         self.proc.link(self.dirfd, "self", str(me))
         self.proc.link(self.dirfd, "thread-self", f"{me}/task/{tid}")
         if not parts:
             self.refresh_listing()
+        elif parts[0] in ("self", "thread-self"):
+            self.refresh_pid(me, None)
         elif parts[0].isdigit():
             what = parts[1] if len(parts) > 1 else None
             extra_fd = None

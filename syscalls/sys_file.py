@@ -87,6 +87,11 @@ def _reopen(ctx: SyscallContext, owner: bytes, num: int, flags: int) -> int:
         if flags & os.O_PATH:  # see _open: a read-only descriptor stands in for O_PATH
             flags = (flags & _O_PATH_KEEPS & ~os.O_PATH) | os.O_RDONLY
         acc = flags & os.O_ACCMODE
+        if stat_mod.S_ISDIR(st.st_mode):
+            if acc != os.O_RDONLY or flags & os.O_TRUNC:
+                raise OSError(errno.EISDIR, "a directory")
+        elif flags & os.O_DIRECTORY:
+            raise OSError(errno.ENOTDIR, "not a directory")
         need = (os.R_OK if acc in (os.O_RDONLY, os.O_RDWR) else 0) | (
             os.W_OK if acc in (os.O_WRONLY, os.O_RDWR) or flags & os.O_TRUNC else 0)
         ctx.kernel.gofer.call("access", ctx.creds(), fd=held, path=None, mode=need,
@@ -139,7 +144,11 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
           resolve: int = 0) -> None:
     _check_open_flags(flags)
     rel = read_path(ctx, addr)
+    if resolve & RESOLVE_BENEATH and rel[:1] == b"/":
+        raise OSError(errno.EXDEV, "an absolute path is never beneath")  # dirfd unused
     path = joined(ctx, dirfd, rel)
+    if resolve & RESOLVE_IN_ROOT and rel[:1] == b"/":
+        path = joined(ctx, dirfd, rel.lstrip(b"/") or b".")  # "/" is the directory itself
     link = fd_link(path)
     if resolve and link is not None:
         # The kernel refuses magic links under any of these restrictions.
@@ -242,9 +251,14 @@ def _stat_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
     if _empty_path(ctx, addr, flags) and as_int(dirfd) != AT_FDCWD:
         fd = ctx.take_fd(as_int(dirfd))
         try:
+            at_fd, name, at_flags = fd, b"", AT_EMPTY_PATH
+            synthetic = ctx.kernel.procfs.placeholder(fd) if ctx.kernel.procfs else None
+            if synthetic is not None:  # a /proc file's content: stat its placeholder
+                at_fd, name = synthetic
+                at_flags = AT_SYMLINK_NOFOLLOW
             if statx_mask is None:
-                return linux.fstatat_raw(fd, b"", AT_EMPTY_PATH)
-            return linux.statx_raw(fd, b"", AT_EMPTY_PATH | (flags & _STATX_SYNC), statx_mask)
+                return linux.fstatat_raw(at_fd, name, at_flags)
+            return linux.statx_raw(at_fd, name, at_flags | (flags & _STATX_SYNC), statx_mask)
         finally:
             os.close(fd)
     raw, _ = _on_object(ctx, dirfd, addr, flags, "stat",

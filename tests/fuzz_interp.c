@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -35,6 +36,10 @@ static long flag_names(const char *s) {
         {"noreplace", RENAME_NOREPLACE}, {"exchange", RENAME_EXCHANGE},
         {"removedir", AT_REMOVEDIR}, {"symlink_nofollow", AT_SYMLINK_NOFOLLOW},
         {"eaccess", AT_EACCESS}, {"empty_path", AT_EMPTY_PATH},
+        {"beneath", RESOLVE_BENEATH}, {"in_root", RESOLVE_IN_ROOT},
+        {"no_symlinks", RESOLVE_NO_SYMLINKS}, {"no_xdev", RESOLVE_NO_XDEV},
+        {"no_magiclinks", RESOLVE_NO_MAGICLINKS},
+        {"fifo", S_IFIFO}, {"reg", S_IFREG}, {"sock", S_IFSOCK},
     };
     return flags_from_names(s, names, sizeof names / sizeof names[0]);
 }
@@ -199,6 +204,30 @@ static void run(char *line) {
         new_fd(op, p[0]);
         new_fd(op, p[1]);
     }
+    else if (!strcmp(op, "openat2")) {  /* openat2 DIRFD PATH FLAGS RESOLVE */
+        struct open_how how = {.flags = (unsigned long)flag_names(ARG(3)),
+                               .resolve = (unsigned long)flag_names(ARG(4))};
+        new_fd(op, (int)syscall(SYS_openat2, fd_of(ARG(1)), ARG(2), &how, sizeof how));
+    }
+    else if (!strcmp(op, "reopen")) {  /* reopen SLOT FLAGS: /proc/self/fd/N */
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd_of(ARG(1)));
+        /* Non-blocking: a pipe's write end reopened without a reader waits forever. */
+        new_fd(op, open(link, flag_names(ARG(2)) | O_NONBLOCK));
+    }
+    else if (!strcmp(op, "mknod")) result(op, mknod(ARG(1), (mode_t)flag_names(ARG(2)), 0));
+    /* The *at() calls on a descriptor alone (AT_EMPTY_PATH, or futimens' NULL path). */
+    else if (!strcmp(op, "fstatat_empty"))
+        print_stat(op, fstatat(fd_of(ARG(1)), "", &st, AT_EMPTY_PATH), &st);
+    else if (!strcmp(op, "faccessat2_empty"))
+        result(op, syscall(SYS_faccessat2, fd_of(ARG(1)), "", (int)NUM(2), AT_EMPTY_PATH));
+    else if (!strcmp(op, "fchmodat2_empty"))
+        result(op, syscall(452, fd_of(ARG(1)), "", (int)NUM(2), AT_EMPTY_PATH));
+    else if (!strcmp(op, "fchownat_empty"))
+        result(op, fchownat(fd_of(ARG(1)), "", (uid_t)NUM(2), (gid_t)NUM(2), AT_EMPTY_PATH));
+    else if (!strcmp(op, "futimens")) result(op, futimens(fd_of(ARG(1)), NULL));
+    else if (!strcmp(op, "readlinkat_empty"))
+        print_data(op, buf, readlinkat(fd_of(ARG(1)), "", buf, sizeof buf));
     else if (!strcmp(op, "umask")) result(op, umask((int)NUM(1)));
     else if (!strcmp(op, "uname")) {
         struct utsname u;

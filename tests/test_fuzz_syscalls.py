@@ -134,6 +134,21 @@ OPEN_FLAGS = st.tuples(ACCESS, st.sets(st.sampled_from(
     max_size=3)).map(lambda f: "|".join([f[0], *sorted(f[1])]))
 
 
+# Paths into /proc, which must refuse every change as Linux's procfs does. Left out:
+# /proc/self itself (lstat shows a tmpfs link's size), files whose mode the host's procfs
+# changes (/proc/version on some machines) and /proc/sys (read-only in runc's spec).
+PROC_PATHS = st.sampled_from(["/proc/x", "/proc/self/status", "/proc/self/x",
+                              "/proc/self/fd", "/proc/filesystems", "/proc/1"])
+# Linux lets the owner chmod (and touch) the entries that are not a process's
+# (/proc/filesystems, ...), and the change reaches every procfs instance, the host's too:
+# runc's container must never try it. runsc-py refuses such a chmod (EPERM) as it does
+# for a process's entries (README, known differences).
+PID_PROC_PATHS = st.sampled_from(["/proc/self/status", "/proc/1", "/proc/self/x"])
+RESOLVE = st.sets(st.sampled_from(["beneath", "in_root", "no_symlinks", "no_xdev",
+                                   "no_magiclinks"]), min_size=1, max_size=2).map(
+    lambda r: "|".join(sorted(r)))
+
+
 def _op(name: str, *parts) -> st.SearchStrategy[str]:
     return st.tuples(*parts).map(lambda args: " ".join([name, *args]))
 
@@ -172,6 +187,29 @@ OPS = st.one_of(
     st.just("getcwd"), _op("pipe2", st.sampled_from(["0", "cloexec", "nonblock"])),
     _op("umask", st.sampled_from(["0", "022", "077", "0777"])),
     st.sampled_from(["uname", "getpid", "getppid", "kill 0", "getrlimit"]),
+    # openat2's resolve restrictions, from the cwd or a directory descriptor.
+    _op("openat2", st.sampled_from(["cwd", "s0", "s1"]),
+        st.one_of(PATHS, st.sampled_from(["/etc/passwd", "../a", "/proc/self/fd/0",
+                                          "/proc/filesystems", "l/a"])),
+        ACCESS, RESOLVE),
+    # /proc/self/fd/N: the same file, as the caller's credentials allow.
+    _op("reopen", SLOTS, st.sampled_from(["rdonly", "wronly", "rdwr", "rdonly|trunc",
+                                          "rdwr|append", "rdonly|directory"])),
+    _op("mknod", PATHS, st.sampled_from(["reg|0644", "sock|0600", "0", "reg|04755"])),
+    _op("fstatat_empty", SLOTS), _op("faccessat2_empty", SLOTS, st.sampled_from(["2", "4"])),
+    _op("fchmodat2_empty", SLOTS, MODES), _op("fchownat_empty", SLOTS, st.just("0")),
+    _op("futimens", SLOTS),
+    # Changes under /proc.
+    _op("creat", PROC_PATHS, MODES), _op("mkdir", PROC_PATHS, MODES),
+    _op("unlink", PROC_PATHS), _op("rmdir", PROC_PATHS), _op("chmod", PID_PROC_PATHS, MODES),
+    _op("symlink", LINK_TARGETS, PROC_PATHS), _op("rename", PATHS, PROC_PATHS),
+    _op("link", PATHS, PROC_PATHS), _op("utimensat", PID_PROC_PATHS, st.just("0")),
+    # Opens for writing only, which /proc refuses: a /proc file that opens is a memfd of
+    # its content, which differs by nature (PIDs, sizes) and takes fsync (README, known
+    # differences); the regression tests below check reads.
+    _op("open", st.sampled_from(["/proc/x", "/proc/self/status", "/proc/filesystems"]),
+        st.sampled_from(["wronly", "rdwr", "wronly|creat", "rdonly|trunc", "rdwr|append"]),
+        MODES),
 )
 # A few set-up operations first, so that later ones find things to collide with.
 SETUP = st.lists(st.one_of(_op("creat", PATHS, MODES), _op("mkdir", PATHS, MODES),
@@ -246,3 +284,56 @@ def test_search_permission_on_the_old_parent_comes_first(interpreters):
     (the new parent's lookup) where the kernel says EACCES (the old parent's search)."""
     assert_same(interpreters, ["mkdir d 0", "rename d/a nonexistent/x", "unlink d/a",
                                "mkdir d/e 0755", "link d/a b", "chmod d 0755"])
+
+
+def test_proc_refuses_changes_as_linux_does(interpreters):
+    """Issue 10: /proc was a tmpfs the workload could write into through the gofer
+    (`ln -s HOSTPATH /proc/.version.new` made the sentry write a host file). It is now
+    read-only to the workload, with procfs's own errnos (the fuzzer shrank each)."""
+    assert_same(interpreters, [
+        "creat /proc/x 0644", "mkdir /proc/x 0755", "symlink /tmp /proc/.version.new",
+        "mknod /proc/y reg|0644", "unlink /proc/filesystems", "unlink /proc/x",
+        "rmdir /proc/sys", "rename a /proc/v2", "link a /proc/v3", "chmod /proc/self/status 0",
+        "chmod /proc/1 0777", "utimensat /proc/self/status 0", "utimensat /proc/1 0",
+        "unlink /proc/self/status", "creat /proc/self/x 0644", "mkdir /proc/self/x 0755",
+        "open /proc/self/status wronly 0", "open /proc/filesystems rdonly|trunc 0",
+        "open /proc/x wronly|creat 0644", "creat /sys/x 0644", "mkdir /sys/x 0755"])
+
+
+def test_reopening_a_descriptor_through_proc(interpreters):
+    """/proc/self/fd/N opens the same file with what the caller may do to it (the
+    access mode may grow, as on Linux); a directory refuses writing, a file O_DIRECTORY."""
+    assert_same(interpreters, [
+        "creat a 0644", "write s0 hi", "open a rdonly 0", "reopen s1 rdwr", "write s2 yo",
+        "reopen s1 rdonly|trunc", "fstat s1", "reopen s1 rdonly|directory",
+        "mkdir d 0755", "open d rdonly|directory 0", "reopen s4 rdonly|directory",
+        "reopen s4 wronly", "reopen s4 rdonly|trunc", "pipe2 0", "reopen s6 wronly",
+        "write s8 x", "read s6 5", "reopen 99 rdonly"])
+
+
+def test_openat2_resolve_restrictions(interpreters):
+    """openat2's RESOLVE_* flags were ignored (a program confining itself inside the
+    container was not confined); the gofer now applies them from the directory."""
+    assert_same(interpreters, [
+        "creat a 0644", "mkdir d 0755", "symlink /etc d/abs", "symlink a l",
+        "open d rdonly|directory 0", "openat2 s1 a rdonly beneath",
+        "openat2 s1 ../a rdonly beneath", "openat2 s1 /etc/passwd rdonly beneath",
+        "openat2 99 /etc/passwd rdonly beneath", "openat2 s1 /etc/passwd rdonly in_root",
+        "openat2 s1 abs/passwd rdonly in_root", "openat2 s1 abs/passwd rdonly no_symlinks",
+        "openat2 cwd l rdonly no_symlinks", "openat2 cwd /proc/self/fd/0 rdonly no_magiclinks",
+        "openat2 cwd /proc/self/fd/0 rdonly in_root",
+        "openat2 cwd /proc/self/fd/0 rdonly beneath|no_symlinks",
+        "openat2 cwd /proc/filesystems rdonly no_xdev", "openat2 cwd a rdonly no_xdev",
+        "openat2 cwd /etc/passwd rdonly no_xdev", "openat2 cwd d/../a rdonly beneath"])
+
+
+def test_calls_on_a_descriptor_alone(interpreters):
+    """AT_EMPTY_PATH (and futimens) act on the descriptor itself, taken with
+    pidfd_getfd: the kernel was left to read the path again (a second thread could
+    swap it). A /proc file's descriptor stats as its /proc entry."""
+    assert_same(interpreters, [
+        "creat a 0644", "fstatat_empty s0", "faccessat2_empty s0 2", "fchmodat2_empty s0 0600",
+        "fchownat_empty s0 0", "futimens s0", "stat a", "mkdir d 0700",
+        "open d rdonly|directory 0", "fstatat_empty s1", "fchmodat2_empty s1 0755",
+        "faccessat2_empty s1 4", "fstatat_empty 99", "open /proc/self/status rdonly 0",
+        "fstatat_empty s2", "mknod r reg|0600", "mknod s sock|0644", "stat s"])
