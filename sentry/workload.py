@@ -161,7 +161,8 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
         os.chdir(proc.cwd)
         if proc.umask is not None:
             os.umask(proc.umask)
-        notify_fd = seccomp.install_filter(proc.no_new_privs)
+        notify_fd = seccomp.install_filter(
+            proc.no_new_privs, set(proc.capabilities.get("bounding", [])))
     except Exception as e:  # report the cause to the sentry, which reports it to the user
         msg = f"error:setting up the container: {e}"
         try:
