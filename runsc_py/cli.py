@@ -500,12 +500,23 @@ def syscalls() -> None:
 
     from syscalls.table import DEFAULT_ERRNO, TABLE, Kind
     click.echo(f"{'NR':>4}  {'NAME':<26} {'CLASS':<12} ERRNO")
+    caps = {19: "CAP_SYS_PTRACE", 21: "CAP_SYS_ADMIN", 23: "CAP_SYS_NICE"}
     for sc in TABLE.values():
         err = errno_mod.errorcode[sc.errno] if sc.kind is Kind.DENY else ""
-        rules = "".join(f"  ({errno_mod.errorcode[r.errno]} when arg{r.arg} "
-                        f"{'has any of' if r.any_bit else '&' + hex(r.mask) + ' =='} "
-                        f"{hex(r.mask if r.any_bit else r.value)})" for r in sc.arg_rules)
-        click.echo(f"{sc.nr:>4}  {sc.name:<26} {sc.kind.value:<12} {err}{rules}")
+        click.echo(f"{sc.nr:>4}  {sc.name:<26} {sc.kind.value:<12} {err}".rstrip())
+        # The rules, one line each with the reason: what they refuse and why.
+        for r in sc.arg_rules:
+            values = ", ".join(hex(v) for v in r.values)
+            cond = {"in": f"in ({values})", "not_in": f"not in ({values})",
+                    "any_bit": "has any bit set"}[r.op]
+            click.echo(f"{'':<6}{errno_mod.errorcode[r.errno]} when arg{r.arg} & "
+                       f"{hex(r.mask)} {cond}: {r.reason}")
+        if sc.cap_gate is not None:
+            cap = caps.get(sc.cap_gate.cap, f"capability {sc.cap_gate.cap}")
+            click.echo(f"{'':<6}EPERM without {cap} in the bounding set: "
+                       f"{sc.cap_gate.reason}")
+        if sc.reason:
+            click.echo(f"{'':<6}why: {sc.reason}")
     click.echo(f"every other number: deny {errno_mod.errorcode[DEFAULT_ERRNO]}")
 
 

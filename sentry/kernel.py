@@ -36,7 +36,8 @@ class Kernel:
     gofer_pid: int = 0
     procfs: object = None
     boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    started: float = field(default_factory=time.monotonic)
+    # Seconds the sandbox's time namespace takes off CLOCK_BOOTTIME (and MONOTONIC).
+    boot_offset: int = 0
 
     # -- memory ------------------------------------------------------------------
     def memory(self) -> dict[str, int]:
@@ -65,4 +66,6 @@ class Kernel:
         return len(self.host_cpus())
 
     def uptime(self) -> float:
-        return time.monotonic() - self.started
+        """CLOCK_BOOTTIME as the workload reads it, in its time namespace: what Linux
+        shows in /proc/uptime and sysinfo there."""
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - self.boot_offset

@@ -31,7 +31,7 @@ _NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE
                   signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
                   signal.SIGTRAP, signal.SIGSYS}
 _JOINED_NAMESPACES = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC,
-                      "mnt": linux.CLONE_NEWNS}
+                      "time": linux.CLONE_NEWTIME, "mnt": linux.CLONE_NEWNS}
 
 
 class SetupError(Exception):
@@ -232,6 +232,8 @@ class Sentry:
         workload.enter_network(cfg)
         # Always a new PID namespace, even when the spec names the host's (DESIGN.md).
         linux.unshare(linux.CLONE_NEWPID)
+        # And a new time namespace: the workload's CLOCK_BOOTTIME is the sandbox's uptime.
+        self.kernel.boot_offset = workload.new_time_namespace()
         try:
             self.init_pid, notify_fd = self._spawn(
                 cfg.process, lambda: workload.enter_container(cfg, mnt_ns_fd), start_r, stdio)
@@ -377,6 +379,8 @@ class Sentry:
         ns_fds = {}
         try:
             for name, flag in _JOINED_NAMESPACES.items():
+                if flag == linux.CLONE_NEWTIME and not self.kernel.boot_offset:
+                    continue  # no time namespace of the sandbox's own (kernel < 5.6)
                 ns_fds[flag] = os.open(f"/proc/{self.init_pid}/ns/{name}",
                                        os.O_RDONLY | os.O_CLOEXEC)
             pid, notify_fd = self._spawn(proc, lambda: workload.join_container(ns_fds),

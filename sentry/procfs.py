@@ -236,6 +236,9 @@ class ProcFS:
         fields = tail.split(b" ")
         for i in (1, 2, 3, 5):  # ppid pgrp session tpgid
             fields[i] = self._pid_field(fields[i])
+        # starttime (field 22), in ticks of CLOCK_BOOTTIME: the reader's time namespace's.
+        ticks = int(fields[19]) - self.kernel.boot_offset * os.sysconf("SC_CLK_TCK")
+        fields[19] = str(max(0, ticks)).encode()
         return self._pid_field(pid) + b" (" + comm + b") " + b" ".join(fields) + b"\n"
 
     def _status(self, raw: bytes) -> bytes:
@@ -488,6 +491,7 @@ class ProcFS:
         out += [f"cpu{i} " + " ".join(v) for i, v in enumerate(per_cpu)]
         rest = {line.split()[0]: line for line in raw if not line.startswith("cpu")}
         out += ["intr 0", "ctxt " + rest.get("ctxt", "ctxt 0").split()[1],
+                # Boot as the sandbox's time namespace has it, as Linux shifts btime.
                 f"btime {int(time.time() - self.kernel.uptime())}",
                 f"processes {max(self.to_host, default=0)}",
                 f"procs_running {len(self.to_host)}", "procs_blocked 0"]

@@ -11,6 +11,7 @@ import socket
 import struct
 import sys
 import termios
+import time
 from collections.abc import Callable
 
 from gofer import linux
@@ -68,6 +69,33 @@ def enter_container(cfg: SandboxConfig, mnt_ns_fd: int) -> None:
     os.close(mnt_ns_fd)
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount_setattr_readonly("/")
+
+
+def new_time_namespace() -> int:
+    """A time namespace for the sentry's children from now on (the workload's init and
+    exec'd processes), whose CLOCK_MONOTONIC and CLOCK_BOOTTIME start near 0: uptime in
+    the sandbox is the sandbox's, not the host's. The seconds taken off CLOCK_BOOTTIME
+    (the sentry, in the host's namespace, adds them back); 0 where the kernel has no time
+    namespaces (before 5.6): then the workload sees the host's clocks and the sentry says
+    the same."""
+    try:
+        linux.unshare(linux.CLONE_NEWTIME)
+    except OSError:
+        return 0
+    # Whole seconds back: the clocks start between 0 and 1 s and never go negative (the
+    # kernel refuses offsets that would make them so).
+    mono = int(time.clock_gettime(time.CLOCK_MONOTONIC))
+    boot = int(time.clock_gettime(time.CLOCK_BOOTTIME))
+    fd = os.open("/proc/self/timens_offsets", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        # Before any process is in the namespace: afterwards the kernel refuses offsets.
+        os.write(fd, f"{time.CLOCK_MONOTONIC} {-mono} 0\n"
+                     f"{time.CLOCK_BOOTTIME} {-boot} 0\n".encode())
+    except OSError:
+        return 0  # the namespace keeps the host's clocks
+    finally:
+        os.close(fd)
+    return boot
 
 
 def join_container(ns_fds: dict[int, int]) -> None:
@@ -177,7 +205,8 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
         os.chdir(proc.cwd)
         if proc.umask is not None:
             os.umask(proc.umask)
-        notify_fd = seccomp.install_filter(proc.no_new_privs)
+        notify_fd = seccomp.install_filter(
+            proc.no_new_privs, set(proc.capabilities.get("bounding", [])))
     except Exception as e:  # report the cause to the sentry, which reports it to the user
         msg = f"error:setting up the container: {e}"
         try:

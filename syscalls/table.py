@@ -24,13 +24,23 @@ class Kind(enum.Enum):
 
 @dataclass(frozen=True)
 class ArgRule:
-    """A passthrough syscall is refused with `errno` when (args[arg] & mask) == value
-    (or, with any_bit, when any bit of mask is set)."""
+    """A passthrough syscall is refused with `errno` when its argument `arg`, masked with
+    `mask`, matches: op "in" (equals one of `values`), "any_bit" (has any bit of mask set)
+    or "not_in" (equals none of `values`). `reason` says why (listed by `runsc-py syscalls`)."""
     arg: int
     mask: int
-    value: int
+    op: str
+    values: tuple[int, ...]
     errno: int
-    any_bit: bool = False
+    reason: str
+
+
+@dataclass(frozen=True)
+class CapGate:
+    """Allowed only when `cap` is in the process's bounding set (as Docker's profile
+    decides by the container's capabilities); refused with EPERM otherwise."""
+    cap: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -41,11 +51,20 @@ class Syscall:
     handler: Callable | None = None
     errno: int = 0
     arg_rules: tuple[ArgRule, ...] = ()
+    cap_gate: CapGate | None = None
+    reason: str = ""
 
 
 TIOCSTI = 0x5412  # pushes input into a terminal: on the caller's tty it would reach the host
+# NS CGROUP UTS IPC USER PID NET. Not CLONE_NEWTIME (0x80): in clone()'s flags that bit
+# belongs to the exit signal (CSIGNAL), and clone3, which could carry it, is refused.
 CLONE_NEW_ANY = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
-                 | 0x20000000 | 0x40000000 | 0x00000080)  # NS CGROUP UTS IPC USER PID NET TIME
+                 | 0x20000000 | 0x40000000)
+AF_KCM, AF_VSOCK = 38, 40
+# personality(2) values Docker's profile lets through: PER_LINUX, PER_LINUX32 (0x8),
+# UNAME26 (0x20000), both, and 0xffffffff (the query that changes nothing).
+PERSONALITY_ALLOWED = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
+CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_NICE = 21, 19, 23
 
 # Safe on the host kernel as they are: they act on memory, descriptors the sandbox
 # already holds, its own namespaces (pid, ipc, uts, net) or its own credentials.
@@ -71,8 +90,8 @@ getdents64 set_tid_address restart_syscall semtimedop fadvise64 timer_create tim
 timer_gettime timer_getoverrun timer_delete clock_gettime clock_getres clock_nanosleep
 exit_group epoll_wait epoll_ctl tgkill mbind set_mempolicy get_mempolicy mq_open mq_unlink
 mq_timedsend mq_timedreceive mq_notify mq_getsetattr waitid ioprio_set ioprio_get inotify_init
-inotify_rm_watch migrate_pages pselect6 ppoll set_robust_list get_robust_list splice tee
-sync_file_range vmsplice move_pages epoll_pwait signalfd timerfd eventfd fallocate
+inotify_rm_watch pselect6 ppoll set_robust_list get_robust_list splice tee
+sync_file_range vmsplice epoll_pwait signalfd timerfd eventfd fallocate
 timerfd_settime timerfd_gettime accept4 signalfd4 eventfd2 epoll_create1 dup3 pipe2
 inotify_init1 preadv pwritev rt_tgsigqueueinfo recvmmsg prlimit64 syncfs sendmmsg getcpu
 process_vm_readv process_vm_writev kcmp sched_setattr sched_getattr seccomp getrandom
@@ -121,7 +140,7 @@ DENY: dict[str, int] = {
         add_key request_key ptrace syslog vhangup quotactl quotactl_fd unshare setns
         open_by_handle_at fanotify_init fanotify_mark userfaultfd open_tree move_mount
         fsopen fsconfig fsmount fspick mount_setattr lookup_dcookie modify_ldt
-        _sysctl nfsservctl""".split(), errno.EPERM),
+        _sysctl nfsservctl migrate_pages move_pages""".split(), errno.EPERM),
     **dict.fromkeys("""uselib ustat sysfs get_kernel_syms query_module getpmsg putpmsg
         afs_syscall tuxcall security vserver epoll_ctl_old epoll_wait_old io_uring_setup
         io_uring_enter io_uring_register clone3""".split(), errno.ENOSYS),
@@ -132,10 +151,61 @@ DENY: dict[str, int] = {
     "name_to_handle_at": errno.EOPNOTSUPP,
 }
 
+# Argument rules for passthrough calls (compiled into the filter; see sentry/platform/
+# seccomp.py). Docker's default profile (moby/profiles seccomp v0.2.3) is the floor: each
+# rule here is at least as strict as Docker's, stricter where noted.
 ARG_RULES: dict[str, tuple[ArgRule, ...]] = {
-    "ioctl": (ArgRule(1, 0xFFFFFFFF, TIOCSTI, errno.EPERM),),
-    # New namespaces from inside would let the workload reshape what it sees.
-    "clone": (ArgRule(0, CLONE_NEW_ANY, 0, errno.EPERM, any_bit=True),),
+    "ioctl": (ArgRule(1, 0xFFFFFFFF, "in", (TIOCSTI,), errno.EPERM,
+                      "TIOCSTI fakes terminal input; on an inherited tty it reaches the "
+                      "host's shell (Docker allows it)"),),
+    "clone": (ArgRule(0, CLONE_NEW_ANY, "any_bit", (), errno.EPERM,
+                      "new namespaces would let the workload reshape what it sees (Docker "
+                      "refuses them too, but allows them with CAP_SYS_ADMIN)"),),
+    # The family is an int: only its low 32 bits reach the kernel, so compare those
+    # (Docker's LT/EQ/GT compare all 64 bits; 0x1_0000_0028 passes them as AF_VSOCK).
+    "socket": (ArgRule(0, 0xFFFFFFFF, "in", (AF_KCM, AF_VSOCK), errno.EPERM,
+                       "AF_VSOCK talks to the hypervisor and other VMs, outside any network "
+                       "namespace; AF_KCM is rarely used kernel surface (Docker refuses "
+                       "both)"),),
+    "personality": (ArgRule(0, 0xFFFFFFFFFFFFFFFF, "not_in", PERSONALITY_ALLOWED, errno.EPERM,
+                            "other personalities (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, "
+                            "ADDR_COMPAT_LAYOUT...) weaken exploit mitigations (Docker "
+                            "allows the same five values)"),),
+}
+
+# Calls allowed only with a capability in the process's bounding set, as in Docker's
+# profile; without it they fail with EPERM (Docker's default errno) before reaching the
+# kernel or the sentry.
+_PTRACE_ACCESS = ("acts on another process with ptrace access mode, which Linux grants "
+                  "to the same user without CAP_SYS_PTRACE; ptrace itself is refused here")
+_NUMA = "NUMA memory policy of the host's nodes (Docker: CAP_SYS_NICE)"
+CAP_GATES: dict[str, CapGate] = {
+    "kcmp": CapGate(CAP_SYS_PTRACE, "compares another process's kernel objects: "
+                    + _PTRACE_ACCESS + " (Docker: CAP_SYS_PTRACE)"),
+    "pidfd_getfd": CapGate(CAP_SYS_PTRACE, "takes another process's descriptors: "
+                           + _PTRACE_ACCESS + " (Docker: CAP_SYS_PTRACE)"),
+    "process_madvise": CapGate(CAP_SYS_PTRACE, "advises on another process's memory: "
+                               + _PTRACE_ACCESS + " (Docker: CAP_SYS_PTRACE)"),
+    "process_vm_readv": CapGate(CAP_SYS_PTRACE, "reads another process's memory: "
+                                + _PTRACE_ACCESS + " (Docker allows it on Linux >= 4.8)"),
+    "process_vm_writev": CapGate(CAP_SYS_PTRACE, "writes another process's memory: "
+                                 + _PTRACE_ACCESS + " (Docker allows it on Linux >= 4.8)"),
+    "get_mempolicy": CapGate(CAP_SYS_NICE, _NUMA),
+    "mbind": CapGate(CAP_SYS_NICE, _NUMA),
+    "set_mempolicy": CapGate(CAP_SYS_NICE, _NUMA),
+    "set_mempolicy_home_node": CapGate(CAP_SYS_NICE, _NUMA),
+    # Emulated: the sentry checks CAP_SYS_ADMIN in the effective set as Linux does; the
+    # filter refuses first when the bounding set lacks it, as Docker's profile does.
+    "sethostname": CapGate(CAP_SYS_ADMIN, "renames the sandbox (Docker: CAP_SYS_ADMIN)"),
+    "setdomainname": CapGate(CAP_SYS_ADMIN, "renames the sandbox (Docker: CAP_SYS_ADMIN)"),
+}
+
+# Why a call is denied where Docker's profile would allow it in some case.
+DENY_REASONS: dict[str, str] = {
+    "migrate_pages": "moves another process's pages between NUMA nodes (Docker refuses it)",
+    "move_pages": "moves pages between NUMA nodes, also another process's (Docker refuses it)",
+    "ptrace": "the sandbox has no ptrace platform (Docker allows it on Linux >= 4.8)",
+    "clone3": "its flags are in memory, out of a filter's reach (Docker: ENOSYS too)",
 }
 
 
@@ -155,17 +225,24 @@ def _names() -> dict[int, str]:
 def _build() -> dict[int, Syscall]:
     names = _names()
     known = set(names.values())
-    for group in (PASSTHROUGH, EMULATE, DENY, ARG_RULES):
+    for group in (PASSTHROUGH, EMULATE, DENY, ARG_RULES, CAP_GATES, DENY_REASONS):
         unknown = set(group) - known
         assert not unknown, f"syscall table names unknown syscalls: {unknown}"
+    # Rules only make sense on calls that are let through.
+    assert not set(ARG_RULES) - set(PASSTHROUGH), "argument rules on a non-passthrough call"
+    assert not set(CAP_GATES) - set(PASSTHROUGH) - set(EMULATE), "gate on a denied call"
+    assert not set(DENY_REASONS) & (set(PASSTHROUGH) | set(EMULATE))
     table = {}
     for nr, name in sorted(names.items()):
         if name in EMULATE:
-            table[nr] = Syscall(nr, name, Kind.EMULATE, handler=EMULATE[name])
+            table[nr] = Syscall(nr, name, Kind.EMULATE, handler=EMULATE[name],
+                                cap_gate=CAP_GATES.get(name))
         elif name in PASSTHROUGH:
-            table[nr] = Syscall(nr, name, Kind.PASSTHROUGH, arg_rules=ARG_RULES.get(name, ()))
+            table[nr] = Syscall(nr, name, Kind.PASSTHROUGH, arg_rules=ARG_RULES.get(name, ()),
+                                cap_gate=CAP_GATES.get(name))
         else:
-            table[nr] = Syscall(nr, name, Kind.DENY, errno=DENY.get(name, errno.ENOSYS))
+            table[nr] = Syscall(nr, name, Kind.DENY, errno=DENY.get(name, errno.ENOSYS),
+                                reason=DENY_REASONS.get(name, ""))
     return table
 
 

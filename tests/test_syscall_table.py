@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import errno
 import io
+import itertools
 import re
+import struct
 import tempfile
+
+import docker_profile
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from syscalls.table import TABLE, Kind
 
@@ -12,7 +19,8 @@ from syscalls.table import TABLE, Kind
 def test_listing_names_every_syscall_once(runsc):
     r = runsc("syscalls")
     assert r.returncode == 0
-    rows = [line.split() for line in r.stdout.splitlines()[1:-1]]
+    lines = r.stdout.splitlines()[1:-1]
+    rows = [line.split() for line in lines if not line.startswith(" " * 6)]
     assert [int(row[0]) for row in rows] == sorted(TABLE)
     by_name = {row[1]: row for row in rows}
     assert by_name["mount"][2:4] == ["deny", "EPERM"]
@@ -21,6 +29,15 @@ def test_listing_names_every_syscall_once(runsc):
     assert by_name["read"][2] == "passthrough"
     assert by_name["io_uring_setup"][2:4] == ["deny", "ENOSYS"]
     assert "every other number: deny ENOSYS" in r.stdout
+    # Each rule is listed under its call with its reason.
+    for sc in TABLE.values():
+        if not (sc.arg_rules or sc.cap_gate or sc.reason):
+            continue
+        at = next(i for i, line in enumerate(lines) if line.split()[:2] == [str(sc.nr), sc.name])
+        below = lines[at + 1:at + 1 + len(sc.arg_rules) + bool(sc.cap_gate) + bool(sc.reason)]
+        for reason in [r.reason for r in sc.arg_rules] + [
+                sc.cap_gate.reason if sc.cap_gate else "", sc.reason]:
+            assert not reason or any(line.endswith(reason) for line in below), sc.name
 
 
 def test_every_path_based_call_is_emulated():
@@ -32,13 +49,16 @@ def test_every_path_based_call_is_emulated():
     assert {n: kinds[n] for n in path_calls} == dict.fromkeys(path_calls, Kind.EMULATE)
 
 
-def test_filter_is_generated_from_the_table():
+def _pfc(bounding: set[int]) -> str:
     from sentry.platform.seccomp import build_filter
 
     with tempfile.TemporaryFile("w+") as f:
-        build_filter(no_new_privs=True).export_pfc(f)
+        build_filter(no_new_privs=True, bounding=bounding).export_pfc(f)
         f.seek(0)
-        pfc = f.read()
+        return f.read()
+
+
+def _actions(pfc: str) -> dict[int, set[str]]:
     actions: dict[int, set[str]] = {}
     current = None
     for line in io.StringIO(pfc):
@@ -47,6 +67,15 @@ def test_filter_is_generated_from_the_table():
             current = int(m.group(1))
         elif current is not None and "action" in line:
             actions.setdefault(current, set()).add(line.split("action")[1].strip(" ;\n"))
+    return actions
+
+
+ALL_CAPS = set(range(41))
+
+
+def test_filter_is_generated_from_the_table():
+    pfc = _pfc(ALL_CAPS)
+    actions = _actions(pfc)
     for sc in TABLE.values():
         got = actions.get(sc.nr, set())
         if sc.kind is Kind.EMULATE:
@@ -56,3 +85,102 @@ def test_filter_is_generated_from_the_table():
         elif sc.errno != errno.ENOSYS:
             assert got == {f"ERRNO({sc.errno})"}, sc.name
     assert re.search(r"# default action\n\s*action ERRNO\(38\)", pfc)
+
+
+# -- Docker's default profile is the floor -------------------------------------------------
+CAPS = {"CAP_SYS_ADMIN": 21, "CAP_SYS_PTRACE": 19, "CAP_SYS_NICE": 23}
+# python-ptrace's name where libseccomp's (Docker's) differs.
+DOCKER_NAME = {"timerfd": "timerfd_create"}
+
+
+def _run_bpf(prog: list[tuple[int, int, int, int]], nr: int, args: tuple[int, ...],
+             arch: int = 0xC000003E) -> int:
+    """Classic BPF as the kernel runs it on struct seccomp_data (the subset the argument
+    rules use)."""
+    data = struct.pack("<iI8x6Q", nr, arch, *args)
+    acc, pc = 0, 0
+    while True:
+        code, jt, jf, k = prog[pc]
+        pc += 1
+        if code == 0x20:                        # ld [k]
+            acc = struct.unpack_from("<I", data, k)[0]
+        elif code == 0x54:                      # and #k
+            acc &= k
+        elif code == 0x15:                      # jeq #k
+            pc += jt if acc == k else jf
+        elif code == 0x45:                      # jset #k
+            pc += jt if acc & k else jf
+        elif code == 0x05:                      # ja
+            pc += k
+        elif code == 0x06:                      # ret #k
+            return k
+        else:
+            raise AssertionError(f"unexpected BPF instruction {code:#x}")
+
+
+def _nr(name: str) -> int:
+    return next(sc.nr for sc in TABLE.values() if sc.name == name)
+
+
+@pytest.mark.parametrize("granted", [set(c) for n in range(4)
+                                     for c in itertools.combinations(CAPS, n)])
+def test_no_call_passes_that_docker_refuses(granted):
+    """Under every combination of the capabilities that gate calls, each call the filter
+    lets through (to the kernel or the sentry) is one Docker's profile allows with the
+    same capabilities; argument rules are checked below."""
+    actions = _actions(_pfc({CAPS[c] for c in granted}))
+    for sc in TABLE.values():
+        got = actions.get(sc.nr, set())
+        if got & {"ALLOW", "0x7fc00000"} and not sc.arg_rules:
+            assert docker_profile.allowed(DOCKER_NAME.get(sc.name, sc.name), granted), sc.name
+        if sc.cap_gate is not None:
+            cap = next(c for c, n in CAPS.items() if n == sc.cap_gate.cap)
+            assert (got == {"ERRNO(1)"}) == (cap not in granted), sc.name
+
+
+u64 = st.one_of(st.integers(0, 2**64 - 1), st.integers(0, 64), st.sampled_from(
+    [38, 40, 0x5412, 0x1_0000_5412, 0x1_0000_0028, 0x1_0000_0026, 0xFFFF_FFFF_FFFF_FFFF,
+     *docker_profile.PERSONALITIES, *(p | 1 << 32 for p in docker_profile.PERSONALITIES),
+     0x0040000, 0x0400000, 0x7E020000, 0x20000, 0x40000000]))
+
+
+@given(name=st.sampled_from(sorted(TABLE[n].name for n in TABLE if TABLE[n].arg_rules)),
+       args=st.tuples(u64, u64, u64, u64, u64, u64))
+def test_argument_rules_are_never_looser_than_docker(name, args):
+    """What the argument rules let through, Docker lets through for a container with no
+    capabilities (the strictest case); what they refuse gets EPERM, as under Docker."""
+    from sentry.platform.seccomp import RET_ALLOW, RET_ERRNO, arg_rules_program
+
+    ret = _run_bpf(arg_rules_program(), _nr(name), args)
+    assert ret in (RET_ALLOW, RET_ERRNO | errno.EPERM)
+    if ret == RET_ALLOW:
+        assert docker_profile.allowed(name, set(), args), (name, [hex(a) for a in args])
+
+
+@given(high=st.integers(0, 2**32 - 1),
+       low=st.one_of(st.sampled_from([37, 38, 39, 40, 41]), st.integers(0, 2**32 - 1)))
+def test_socket_refuses_exactly_kcm_and_vsock(high, low):
+    """The family the kernel sees is the low 32 bits: those decide, whatever the rest."""
+    from sentry.platform.seccomp import RET_ALLOW, arg_rules_program
+
+    family = high << 32 | low
+    ret = _run_bpf(arg_rules_program(), _nr("socket"), (family, 1, 0, 0, 0, 0))
+    assert (ret == RET_ALLOW) == (family & 0xFFFFFFFF not in (38, 40))
+
+
+def test_rules_allow_what_programs_need():
+    """Not stricter than Docker where programs rely on it: the five personalities, the
+    usual socket families, clone without new namespaces, ioctl but TIOCSTI; and the
+    rules leave other calls and other architectures to the main filter."""
+    from sentry.platform.seccomp import RET_ALLOW, arg_rules_program
+
+    prog = arg_rules_program()
+    for p in docker_profile.PERSONALITIES:
+        assert _run_bpf(prog, _nr("personality"), (p, 0, 0, 0, 0, 0)) == RET_ALLOW
+    assert _run_bpf(prog, _nr("personality"), (0x0400000, 0, 0, 0, 0, 0)) != RET_ALLOW
+    for family in (1, 2, 10, 16, 17, 39, 44):
+        assert _run_bpf(prog, _nr("socket"), (family, 1, 0, 0, 0, 0)) == RET_ALLOW
+    assert _run_bpf(prog, _nr("clone"), (0x01200011, 0, 0, 0, 0, 0)) == RET_ALLOW
+    assert _run_bpf(prog, _nr("ioctl"), (0, 0x5401, 0, 0, 0, 0)) == RET_ALLOW
+    assert _run_bpf(prog, _nr("read"), (40,) * 6) == RET_ALLOW
+    assert _run_bpf(prog, _nr("socket"), (40,) * 6, arch=0x40000003) == RET_ALLOW

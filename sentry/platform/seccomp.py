@@ -7,11 +7,13 @@ the install and the answer are one atomic step).
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import logging
 import os
 import struct
+from collections.abc import Collection
 
 import pyseccomp
 
@@ -44,50 +46,151 @@ RESP_FLAG_CONTINUE = 1
 ADDFD_FLAG_SEND = 2
 
 
-def build_filter(no_new_privs: bool) -> pyseccomp.SyscallFilter:
-    """The filter for the workload, generated from the syscall table."""
+def build_filter(no_new_privs: bool, bounding: Collection[int]) -> pyseccomp.SyscallFilter:
+    """The filter for the workload, generated from the syscall table, for a process whose
+    bounding set is `bounding` (capability numbers): a call gated on a capability the set
+    lacks fails with EPERM. Argument rules are in arg_rules_program(), stacked on this."""
     f = pyseccomp.SyscallFilter(pyseccomp.ERRNO(errno.ENOSYS))
     f.set_attr(pyseccomp.Attr.CTL_NNP, 1 if no_new_privs else 0)
     # x32 and i386 (int 0x80) entry points: refused like a kernel built without them,
     # never run unfiltered.
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.ERRNO(errno.ENOSYS))
     for sc in TABLE.values():
-        if sc.kind is Kind.EMULATE:
+        if sc.cap_gate is not None and sc.cap_gate.cap not in bounding:
+            f.add_rule(pyseccomp.ERRNO(errno.EPERM), sc.nr)
+        elif sc.kind is Kind.EMULATE:
             f.add_rule(pyseccomp.NOTIFY, sc.nr)
         elif sc.kind is Kind.DENY:
             if sc.errno != errno.ENOSYS:  # ENOSYS is the default action already
                 f.add_rule(pyseccomp.ERRNO(sc.errno), sc.nr)
-        elif not sc.arg_rules:
-            f.add_rule(pyseccomp.ALLOW, sc.nr)
         else:
-            for rule in sc.arg_rules:
-                if rule.any_bit:
-                    f.add_rule(pyseccomp.ALLOW, sc.nr,
-                               pyseccomp.Arg(rule.arg, pyseccomp.MASKED_EQ, rule.mask, 0))
-                    for bit in range(64):
-                        if rule.mask >> bit & 1:
-                            f.add_rule(pyseccomp.ERRNO(rule.errno), sc.nr, pyseccomp.Arg(
-                                rule.arg, pyseccomp.MASKED_EQ, 1 << bit, 1 << bit))
-                else:
-                    # libseccomp has no masked "not equal": allow when any masked bit
-                    # differs from the refused value, one rule per bit.
-                    for bit in range(64):
-                        if rule.mask >> bit & 1:
-                            want = (~rule.value) & (1 << bit)
-                            f.add_rule(pyseccomp.ALLOW, sc.nr, pyseccomp.Arg(
-                                rule.arg, pyseccomp.MASKED_EQ, 1 << bit, want))
-                    f.add_rule(pyseccomp.ERRNO(rule.errno), sc.nr, pyseccomp.Arg(
-                        rule.arg, pyseccomp.MASKED_EQ, rule.mask, rule.value))
+            f.add_rule(pyseccomp.ALLOW, sc.nr)
     return f
 
 
-def install_filter(no_new_privs: bool) -> int:
-    """Load the filter into the calling process; its notification descriptor."""
-    f = build_filter(no_new_privs)
+# Classic BPF for the argument rules. libseccomp cannot say "refuse unless the argument
+# is one of these" under a default other than that refusal (an unconditional rule
+# overrides conditional ones on the same call), so the rules are a second, small filter:
+# the kernel runs both and the strongest action wins (ERRNO over USER_NOTIF over ALLOW).
+_LD_ABS, _AND_K, _JA, _JEQ_K, _JSET_K, _RET_K = 0x20, 0x54, 0x05, 0x15, 0x45, 0x06
+_AUDIT_ARCH_X86_64 = 0xC000003E
+RET_ALLOW, RET_ERRNO = 0x7FFF0000, 0x00050000
+_SECCOMP_SET_MODE_FILTER = 1
+_SYS_SECCOMP = 317
+
+
+def _arg_offsets(arg: int) -> tuple[int, int]:
+    """Offsets of an argument's low and high words in struct seccomp_data."""
+    return 16 + 8 * arg, 16 + 8 * arg + 4
+
+
+def _compile_rules(rules: tuple, out: list, new_label) -> None:
+    for rule in rules:
+        lo_off, hi_off = _arg_offsets(rule.arg)
+        lo_mask, hi_mask = rule.mask & 0xFFFFFFFF, rule.mask >> 32
+        deny, done = ("ret", RET_ERRNO | rule.errno), new_label()
+        if rule.op == "any_bit":
+            for off, m in ((lo_off, lo_mask), (hi_off, hi_mask)):
+                if m:
+                    out += [("ld", off), ("jset", m, deny, None)]
+        else:
+            match = deny if rule.op == "in" else done  # where a listed value goes
+            for v in rule.values:
+                skip = new_label()
+                for off, m, want, last in ((hi_off, hi_mask, v >> 32, False),
+                                           (lo_off, lo_mask, v & 0xFFFFFFFF, True)):
+                    if not m:
+                        continue
+                    out.append(("ld", off))
+                    if m != 0xFFFFFFFF:
+                        out.append(("and", m))
+                    out.append(("jeq", want & m, match if last else None, skip))
+                out.append(("label", skip))
+            if rule.op == "not_in":
+                out.append(deny)
+        out.append(("label", done))
+    out.append(("ret", RET_ALLOW))
+
+
+def arg_rules_program() -> list[tuple[int, int, int, int]]:
+    """The argument rules of the table as classic BPF (code, jt, jf, k): a listed call
+    whose arguments match a rule fails with its errno; everything else is ALLOW (the
+    main filter decides those)."""
+    counter = iter(range(1 << 30))
+
+    def new_label() -> str:
+        return f"L{next(counter)}"
+
+    ruled = [sc for sc in TABLE.values() if sc.arg_rules]
+    out: list = [("ld", 4), ("jeq", _AUDIT_ARCH_X86_64, None, "allow"), ("ld", 0)]
+    out += [("jeq", sc.nr, f"nr{sc.nr}", None) for sc in ruled]
+    out += [("label", "allow"), ("ret", RET_ALLOW)]
+    for sc in ruled:
+        out.append(("label", f"nr{sc.nr}"))
+        _compile_rules(sc.arg_rules, out, new_label)
+    # A jump to a return: jump to a shared copy at the end instead.
+    rets = sorted({t[1] for ins in out if ins[0] in ("jeq", "jset")
+                   for t in ins[2:] if isinstance(t, tuple)})
+    for k in rets:
+        out += [("label", f"ret{k:x}"), ("ret", k)]
+    labels, pc = {}, 0
+    for ins in out:
+        if ins[0] == "label":
+            labels[ins[1]] = pc
+        else:
+            pc += 1
+
+    def target(t, pc: int) -> int:
+        if t is None:
+            return 0
+        dest = labels[f"ret{t[1]:x}" if isinstance(t, tuple) else t]
+        off = dest - pc - 1
+        assert 0 <= off <= 255, "argument rules too long for a conditional jump"
+        return off
+
+    prog, pc = [], 0
+    for ins in out:
+        op = ins[0]
+        if op == "label":
+            continue
+        if op == "ld":
+            prog.append((_LD_ABS, 0, 0, ins[1]))
+        elif op == "and":
+            prog.append((_AND_K, 0, 0, ins[1]))
+        elif op == "ret":
+            prog.append((_RET_K, 0, 0, ins[1]))
+        else:
+            code = _JEQ_K if op == "jeq" else _JSET_K
+            prog.append((code, target(ins[2], pc), target(ins[3], pc), ins[1]))
+        pc += 1
+    return prog
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _load_program(prog: list[tuple[int, int, int, int]]) -> None:
+    insns = (_SockFilter * len(prog))(*(_SockFilter(*i) for i in prog))
+    fprog = _SockFprog(len(prog), insns)
+    linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(fprog))
+
+
+def install_filter(no_new_privs: bool, bounding: Collection[int]) -> int:
+    """Load the filters into the calling process; the notification descriptor."""
+    f = build_filter(no_new_privs, bounding)
     f.load()
     fd = pyseccomp._libseccomp.seccomp_notify_fd(f._filter)
     if fd < 0:
         raise OSError(-fd, "seccomp notification descriptor unavailable")
+    # After the main filter: with no_new_privs it has set that bit, and otherwise the
+    # caller is still root (CAP_SYS_ADMIN), which loading a filter needs.
+    _load_program(arg_rules_program())
     return fd
 
 
