@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ptrace.syscall.linux import x86_64 as _ptrace_names
 
 from syscalls import sys_file, sys_identity, sys_process, sys_sysinfo
+from syscalls.argtypes import ARG_TYPES
 
 
 class Kind(enum.Enum):
@@ -155,6 +156,8 @@ def _build() -> dict[int, Syscall]:
     for group in (PASSTHROUGH, EMULATE, DENY, ARG_RULES):
         unknown = set(group) - known
         assert not unknown, f"syscall table names unknown syscalls: {unknown}"
+    untyped = set(EMULATE) - set(ARG_TYPES)
+    assert not untyped, f"emulated syscalls without argument types: {untyped}"
     table = {}
     for nr, name in sorted(names.items()):
         if name in EMULATE:
@@ -169,3 +172,6 @@ def _build() -> dict[int, Syscall]:
 TABLE: dict[int, Syscall] = _build()
 DEFAULT_ERRNO = errno.ENOSYS
 HANDLERS: dict[int, Callable] = {s.nr: s.handler for s in TABLE.values() if s.handler}
+# The C types of each emulated syscall's arguments (syscalls.argtypes), by number.
+HANDLER_ARG_TYPES: dict[int, str] = {s.nr: ARG_TYPES[s.name] for s in TABLE.values()
+                                     if s.handler}

@@ -18,7 +18,8 @@ import pyseccomp
 from gofer import linux
 from gofer.client import GoferGone
 from syscalls.context import SyscallContext, TargetGone
-from syscalls.table import HANDLERS, TABLE, Kind
+from syscalls.argtypes import cast
+from syscalls.table import HANDLER_ARG_TYPES, HANDLERS, TABLE, Kind
 
 log = logging.getLogger("runsc-py.sentry")
 
@@ -184,6 +185,8 @@ class SeccompPlatform:
             raise
         ctx = SeccompContext(self.notify_fd, self.kernel, bytes(buf))
         try:
+            # Handlers see int and umode_t arguments as the kernel's C code does.
+            ctx.args = cast(HANDLER_ARG_TYPES[ctx.nr], ctx.args)
             HANDLERS[ctx.nr](ctx)
         except TargetGone:
             return
