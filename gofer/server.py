@@ -259,8 +259,10 @@ class Gofer:
             except OSError as e:
                 protocol.send(self.sock, {"errno": e.errno or errno.EIO})
                 continue
-            except (TypeError, ValueError, KeyError, AttributeError):
-                protocol.send(self.sock, {"errno": errno.EINVAL})  # a malformed request
+            except Exception:  # noqa: BLE001 - no request may end the gofer
+                # A malformed request, or arguments the handler did not expect (an
+                # OverflowError from a mode or size, a RecursionError...).
+                protocol.send(self.sock, {"errno": errno.EINVAL})
                 continue
             try:
                 protocol.send(self.sock, {"ok": result}, fd)

@@ -117,6 +117,8 @@ class SeccompContext(SyscallContext):
             raise OSError(errno.EFAULT, "bad address") from None
         # The pid could have been reused if the thread died: check after reading.
         self._valid()
+        if len(data) != size:  # the range runs into an unmapped page, as the kernel's
+            raise OSError(errno.EFAULT, "bad address")  # copy_from_user would
         return data
 
     def write(self, addr: int, data: bytes) -> None:
