@@ -43,4 +43,4 @@ _CAST = {"p": lambda v: v, "l": lambda v: v, "i": _s32,
 
 def cast(types: str, args: tuple[int, ...]) -> tuple[int, ...]:
     """args as the kernel's C types see them; the unused registers unchanged."""
-    return tuple(_CAST[t](v) for t, v in zip(types, args)) + args[len(types):]
+    return tuple(_CAST[t](v) for t, v in zip(types, args, strict=False)) + args[len(types):]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ptrace.syscall.linux import x86_64 as _ptrace_names
 
 from syscalls import sys_file, sys_identity, sys_process, sys_sysinfo
+from syscalls.argcheck import CHECKS
 from syscalls.argtypes import ARG_TYPES
 
 
@@ -175,3 +176,6 @@ HANDLERS: dict[int, Callable] = {s.nr: s.handler for s in TABLE.values() if s.ha
 # The C types of each emulated syscall's arguments (syscalls.argtypes), by number.
 HANDLER_ARG_TYPES: dict[int, str] = {s.nr: ARG_TYPES[s.name] for s in TABLE.values()
                                      if s.handler}
+# The kernel's argument checks that run before the handler (syscalls.argcheck), by number.
+HANDLER_CHECKS: dict[int, Callable] = {s.nr: CHECKS[s.name] for s in TABLE.values()
+                                       if s.name in CHECKS}

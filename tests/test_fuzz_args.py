@@ -49,6 +49,13 @@ COMPARED: dict[str, list[tuple[int, int]]] = {
     # container's own under runsc-py, the host's under runc)
     "sysinfo": [(88, 112)],
 }
+# Divergences the generator steers clear of, and why they are not fixed here.
+DIVERGENCES = {
+    "relative paths near PATH_MAX": "the sentry sends the gofer cwd + path, which can pass "
+    "PATH_MAX (ENAMETOOLONG) where Linux walks a relative path from the cwd; the same for "
+    "any path below a cwd deeper than PATH_MAX. Goes away once the gofer resolves from the "
+    "caller's cwd/dirfd descriptor (issue 10: descriptors by pidfd_getfd, not by path).",
+}
 NORMALISATIONS = {
     "region": "only the COMPARED fields of a struct the kernel fills",
     "EFAULT": "what a call that failed with EFAULT left in memory (the kernel and "
@@ -80,12 +87,19 @@ def pointer(content: st.SearchStrategy[bytes], edge: st.SearchStrategy[bytes] | 
         BAD_POINTERS)
 
 
+# Nothing above the example's directory: a chmod there could take search permission away
+# from an ancestor of the cwd, which runsc-py checks and Linux does not (README, known
+# differences: the sentry rebuilds paths from the container root).
 NAMES = [b"f", b"d", b"e", b"n", b"n/x", b"n/new", b"l", b"ld", b"dl", b"ro", b"missing",
          b"new", b"d/g", b"d/new", b"e/new", b"f/", b"d/", b"e/", b"l/", b"ld/", b"dl/",
-         b"new/", b"f/x", b"missing/x", b"", b".", b"..", b"d/..", b"/", b"/nonexistent",
+         b"new/", b"f/x", b"missing/x", b"", b".", b"d/..", b"/nonexistent",
          b"\xff\xfe", b"new\nline", b"d//g", b"./f", b"ld/g", b"e/.", b"e/.."]
-LONG_NAMES = [b"x" * 255, b"x" * 256, b"d/" + b"x" * 256, b"./" * 2046 + b"f",
-              b"./" * 2047 + b"f", b"./" * 2048 + b"f", b"a/" * 2100, b"x" * 5000]
+# PATH_MAX's edge with absolute paths: runsc-py joins a relative path to the cwd's, and
+# the gofer refuses the result beyond PATH_MAX where Linux walks from the cwd (a known
+# difference: DIVERGENCES).
+LONG_NAMES = [b"x" * 255, b"x" * 256, b"d/" + b"x" * 256, b"./" * 2000 + b"f",
+              b"/" * 4095, b"/" * 4096, b"/" + b"./" * 2047, b"/" + b"./" * 2048,
+              b"a/" * 2100, b"x" * 5000]
 PATH_BYTES = st.one_of(st.sampled_from(NAMES), st.sampled_from(NAMES),
                        st.sampled_from(LONG_NAMES), st.binary(max_size=12))
 # A path: NUL-terminated; at a page's end also without its NUL (the string runs into

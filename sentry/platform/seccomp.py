@@ -17,9 +17,9 @@ import pyseccomp
 
 from gofer import linux
 from gofer.client import GoferGone
-from syscalls.context import SyscallContext, TargetGone
 from syscalls.argtypes import cast
-from syscalls.table import HANDLER_ARG_TYPES, HANDLERS, TABLE, Kind
+from syscalls.context import SyscallContext, TargetGone
+from syscalls.table import HANDLER_ARG_TYPES, HANDLER_CHECKS, HANDLERS, TABLE, Kind
 
 log = logging.getLogger("runsc-py.sentry")
 
@@ -189,7 +189,11 @@ class SeccompPlatform:
         try:
             # Handlers see int and umode_t arguments as the kernel's C code does.
             ctx.args = cast(HANDLER_ARG_TYPES[ctx.nr], ctx.args)
-            HANDLERS[ctx.nr](ctx)
+            check = HANDLER_CHECKS.get(ctx.nr)
+            if check is not None:
+                check(ctx)  # Linux's argument checks come before any path or permission
+            if not ctx.answered:
+                HANDLERS[ctx.nr](ctx)
         except TargetGone:
             return
         except OSError as e:
