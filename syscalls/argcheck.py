@@ -9,6 +9,7 @@ Arguments arrive cast to their C types (syscalls.argtypes).
 from __future__ import annotations
 
 import errno
+import os
 import stat as stat_mod
 from collections.abc import Callable
 
@@ -24,7 +25,6 @@ AT_STATX_SYNC_TYPE = 0x6000
 STATX__RESERVED = 0x80000000
 RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
-CAP_MKNOD = 27
 
 
 def _einval(why: str) -> OSError:
@@ -65,8 +65,6 @@ def _renameat2(ctx: SyscallContext) -> None:
         raise _einval("unknown flags")
     if flags & (RENAME_NOREPLACE | RENAME_WHITEOUT) and flags & RENAME_EXCHANGE:
         raise _einval("RENAME_EXCHANGE with NOREPLACE or WHITEOUT")
-    if flags & RENAME_WHITEOUT and not int(ctx.status()["CapEff"], 16) >> CAP_MKNOD & 1:
-        raise OSError(errno.EPERM, "RENAME_WHITEOUT needs CAP_MKNOD")
 
 
 def _mknod(index: int) -> Callable[[SyscallContext], None]:
@@ -79,6 +77,55 @@ def _mknod(index: int) -> Callable[[SyscallContext], None]:
                         stat_mod.S_IFIFO, stat_mod.S_IFSOCK):
             raise _einval("unknown file type")
     return check
+
+
+_VALID_OPEN = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND
+               | os.O_NONBLOCK | os.O_DSYNC | os.O_SYNC | 0o20000 | os.O_DIRECT | os.O_LARGEFILE
+               | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NOATIME | os.O_CLOEXEC | os.O_PATH
+               | os.O_TMPFILE)
+_O_PATH_FLAGS = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_PATH | os.O_CLOEXEC
+_O_TMPFILE_BIT = os.O_TMPFILE & ~os.O_DIRECTORY
+_VALID_RESOLVE = 0x1F
+RESOLVE_BENEATH, RESOLVE_IN_ROOT = 0x08, 0x10
+PAGE_SIZE = 4096
+
+
+def open_flags(flags: int, mode: int, resolve: int) -> None:
+    """build_open_flags(): what open, openat and openat2 refuse before the path."""
+    if flags & ~_VALID_OPEN:
+        raise _einval("unknown open flags")
+    if resolve & ~_VALID_RESOLVE:
+        raise _einval("unknown resolve flags")
+    if resolve & RESOLVE_BENEATH and resolve & RESOLVE_IN_ROOT:
+        raise _einval("RESOLVE_BENEATH with RESOLVE_IN_ROOT")
+    if flags & (os.O_CREAT | _O_TMPFILE_BIT):
+        if mode & ~0o7777:
+            raise _einval("mode beyond 07777")
+    elif mode:
+        raise _einval("a mode without O_CREAT or O_TMPFILE")
+    if flags & os.O_CREAT and flags & os.O_DIRECTORY:
+        raise _einval("O_CREAT with O_DIRECTORY")
+    if flags & _O_TMPFILE_BIT:
+        if flags & (os.O_TMPFILE | os.O_CREAT) != os.O_TMPFILE:
+            raise _einval("O_TMPFILE with O_CREAT or without O_DIRECTORY")
+        if flags & os.O_ACCMODE == os.O_RDONLY:
+            raise _einval("O_TMPFILE needs write access")
+    if flags & os.O_PATH and flags & ~_O_PATH_FLAGS:
+        raise _einval("O_PATH with other flags")
+
+
+def _openat2(ctx: SyscallContext) -> None:
+    """copy_struct_from_user() of the open_how, then build_open_flags()."""
+    addr, size = ctx.args[2], ctx.args[3]
+    if size < 24:
+        raise _einval("open_how too small")
+    if size > PAGE_SIZE:
+        raise OSError(errno.E2BIG, "open_how too big")
+    raw = ctx.read(addr, size)
+    if raw[24:].strip(b"\0"):
+        raise OSError(errno.E2BIG, "unknown open_how fields set")
+    flags, mode, resolve = (int.from_bytes(raw[i:i + 8], "little") for i in (0, 8, 16))
+    open_flags(flags, mode, resolve)
 
 
 def _nsec_valid(nsec: int) -> bool:
@@ -132,7 +179,7 @@ CHECKS: dict[str, Callable[[SyscallContext], None]] = {
     "faccessat2": _access_mode(2, 3),
     "newfstatat": _flags(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH
                          | AT_STATX_SYNC_TYPE, 3),
-    "statx": _statx,
+    "statx": _statx, "openat2": _openat2,
     "readlink": _readlink(2), "readlinkat": _readlink(3),
     "unlinkat": _flags(AT_REMOVEDIR, 2),
     "renameat2": _renameat2,

@@ -317,8 +317,22 @@ def _rename(ctx: SyscallContext, olddir: int, old: int, newdir: int, new: int,
             flags: int) -> None:
     if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT):
         raise OSError(errno.EINVAL, "bad flags")
-    _gofer(ctx, "rename", old=at(ctx, olddir, old), new=at(ctx, newdir, new), flags=flags)
+    old_path = at(ctx, olddir, old)
+    new_path = _second_path(ctx, newdir, new, lambda: _gofer(
+        ctx, "check_dir", path=old_path.rstrip(b"/").rpartition(b"/")[0] or b"/"))
+    _gofer(ctx, "rename", old=old_path, new=new_path, flags=flags)
     ctx.reply(0)
+
+
+def _second_path(ctx: SyscallContext, dirfd: int, addr: int, first_lookup) -> bytes:
+    """The second path of link or rename. Linux copies both names first but looks the
+    first one up before it uses the second: a bad second name or dirfd (EFAULT,
+    ENAMETOOLONG, EBADF, ENOTDIR) only shows once the first lookup succeeded."""
+    try:
+        return at(ctx, dirfd, addr)
+    except OSError:
+        first_lookup()
+        raise
 
 
 def rename(ctx: SyscallContext) -> None:
@@ -337,8 +351,11 @@ def _link(ctx: SyscallContext, olddir: int, old: int, newdir: int, new: int,
           flags: int) -> None:
     if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
         raise OSError(errno.EINVAL, "bad flags")
-    _gofer(ctx, "link", old=at(ctx, olddir, old), new=at(ctx, newdir, new),
-           follow=bool(flags & AT_SYMLINK_FOLLOW))
+    old_path = at(ctx, olddir, old)
+    new_path = _second_path(ctx, newdir, new, lambda: _gofer(
+        ctx, "stat", path=old_path, follow=bool(flags & AT_SYMLINK_FOLLOW), statx_mask=None,
+        sync=0))
+    _gofer(ctx, "link", old=old_path, new=new_path, follow=bool(flags & AT_SYMLINK_FOLLOW))
     ctx.reply(0)
 
 
