@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import signal
 import socket
@@ -40,8 +41,12 @@ class Gofer:
 
     # -- helpers ---------------------------------------------------------------
     def _resolve(self, path: bytes, flags: int, mode: int = 0) -> int:
-        rel = path.lstrip(b"/") or b"."
-        return linux.openat2(self.rootfd, rel, flags | os.O_CLOEXEC, mode, _RESOLVE)
+        rel = path.lstrip(b"/")
+        if not rel and flags & os.O_PATH:
+            # The root itself: no lookup, so no search permission on it (openat2 of "."
+            # would ask for one that Linux's chmod("/") or stat("/") never needs).
+            return fcntl.fcntl(self.rootfd, fcntl.F_DUPFD_CLOEXEC, 0)
+        return linux.openat2(self.rootfd, rel or b".", flags | os.O_CLOEXEC, mode, _RESOLVE)
 
     def _parent(self, path: bytes) -> tuple[int, bytes]:
         """An O_PATH descriptor of path's parent directory and its last component."""
