@@ -202,6 +202,8 @@ class Gofer:
         return 0, None
 
     def op_unlink(self, path: bytes, rmdir: bool):
+        if rmdir and not path.strip(b"/"):
+            raise OSError(errno.EBUSY, "the root")  # Linux's LAST_ROOT case
         if rmdir:
             self._at_parent(path, lambda d, n: os.rmdir(n, dir_fd=d))
         else:
