@@ -92,6 +92,8 @@ class SyscallContext(abc.ABC):
             data = self.read(addr + len(out), chunk)
             nul = data.find(b"\0")
             if nul >= 0:
+                if len(out) + nul >= limit:  # the limit counts the NUL, as PATH_MAX does
+                    break
                 return out + data[:nul]
             out += data
             if len(data) < chunk:

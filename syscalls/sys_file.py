@@ -9,6 +9,7 @@ import stat as stat_mod
 import struct
 
 from gofer import linux
+from syscalls import argcheck
 from syscalls.context import SyscallContext, TargetGone
 from syscalls.paths import (
     AT_EMPTY_PATH,
@@ -201,14 +202,8 @@ def creat(ctx: SyscallContext) -> None:
     _open(ctx, AT_FDCWD, ctx.args[0], os.O_CREAT | os.O_WRONLY | os.O_TRUNC, ctx.args[1])
 
 
-_VALID_OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC
-                     | os.O_APPEND | os.O_NONBLOCK | os.O_DSYNC | 0o20000 | os.O_DIRECT
-                     | os.O_LARGEFILE | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NOATIME
-                     | os.O_CLOEXEC | os.O_PATH | os.O_TMPFILE | os.O_SYNC)
-_RESOLVE_FLAGS = 0x3F  # NO_XDEV NO_MAGICLINKS NO_SYMLINKS BENEATH IN_ROOT CACHED
 RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_IN_ROOT = 0x02, 0x04, 0x10
 RESOLVE_CACHED = 0x20
-_PAGE = 4096
 
 
 def openat2(ctx: SyscallContext) -> None:
@@ -217,30 +212,19 @@ def openat2(ctx: SyscallContext) -> None:
     how_addr, size = ctx.args[2], ctx.args[3]
     if size < 24:
         raise OSError(errno.EINVAL, "open_how too small")
-    if size > _PAGE:
+    if size > argcheck.PAGE_SIZE:
         raise OSError(errno.E2BIG, "open_how too big")
-    raw = _read_full(ctx, how_addr, size)
+    raw = ctx.read(how_addr, size)
     if raw[24:].strip(b"\0"):
         raise OSError(errno.E2BIG, "unknown open_how fields")
     flags, mode, resolve = struct.unpack_from("QQQ", raw)
-    if flags & ~_VALID_OPEN_FLAGS or resolve & ~_RESOLVE_FLAGS:
-        raise OSError(errno.EINVAL, "unknown flags")
-    if flags & (os.O_CREAT | os.O_TMPFILE):
-        if mode & ~0o7777:
-            raise OSError(errno.EINVAL, "bad mode")
-    elif mode:
-        raise OSError(errno.EINVAL, "mode without O_CREAT")
-    if flags & os.O_PATH and flags & ~_O_PATH_KEEPS:
-        raise OSError(errno.EINVAL, "flags O_PATH does not take")
-    if resolve & RESOLVE_BENEATH and resolve & RESOLVE_IN_ROOT:
-        raise OSError(errno.EINVAL, "RESOLVE_BENEATH with RESOLVE_IN_ROOT")
+    argcheck.open_flags(flags, mode, resolve)
     if resolve & RESOLVE_CACHED and flags & (os.O_CREAT | os.O_TRUNC | os.O_TMPFILE):
         raise OSError(errno.EAGAIN, "cannot be done from the cache")
     _open(ctx, ctx.args[0], ctx.args[1], flags, mode, resolve)
 
 
 # -- stat family --------------------------------------------------------------
-_STAT_FLAGS = AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800  # | AT_NO_AUTOMOUNT
 _STATX_SYNC = 0x6000
 
 
@@ -268,8 +252,6 @@ def _stat_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
 
 
 def _stat(ctx: SyscallContext, dirfd: int, addr: int, buf: int, flags: int) -> None:
-    if flags & ~_STAT_FLAGS:
-        raise OSError(errno.EINVAL, "bad flags")
     ctx.write(buf, _stat_object(ctx, dirfd, addr, flags, None))
     ctx.reply(0)
 
@@ -288,11 +270,6 @@ def newfstatat(ctx: SyscallContext) -> None:
 
 def statx(ctx: SyscallContext) -> None:
     dirfd, addr, flags, mask, buf = ctx.args[:5]
-    flags &= 0xFFFFFFFF
-    if flags & ~(_STAT_FLAGS | _STATX_SYNC) or flags & _STATX_SYNC == _STATX_SYNC:
-        raise OSError(errno.EINVAL, "bad flags")
-    if mask & 0x80000000:  # STATX__RESERVED
-        raise OSError(errno.EINVAL, "reserved mask bit")
     ctx.write(buf, _stat_object(ctx, dirfd, addr, flags, mask & 0xFFFFFFFF))
     ctx.reply(0)
 
@@ -305,10 +282,6 @@ def statfs(ctx: SyscallContext) -> None:
 
 # -- access -------------------------------------------------------------------
 def _access(ctx: SyscallContext, dirfd: int, addr: int, mode: int, flags: int) -> None:
-    if mode & ~7:
-        raise OSError(errno.EINVAL, "bad mode")
-    if flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
-        raise OSError(errno.EINVAL, "bad flags")
     creds = ctx.creds()
     if not flags & AT_EACCESS:
         # access() checks as the real ids, with the permitted capabilities for a real
@@ -415,8 +388,22 @@ def _rename(ctx: SyscallContext, olddir: int, old: int, newdir: int, new: int,
             flags: int) -> None:
     if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT):
         raise OSError(errno.EINVAL, "bad flags")
-    _gofer(ctx, "rename", old=at(ctx, olddir, old), new=at(ctx, newdir, new), flags=flags)
+    old_path = at(ctx, olddir, old)
+    new_path = _second_path(ctx, newdir, new, lambda: _gofer(
+        ctx, "check_dir", path=old_path.rstrip(b"/").rpartition(b"/")[0] or b"/"))
+    _gofer(ctx, "rename", old=old_path, new=new_path, flags=flags)
     ctx.reply(0)
+
+
+def _second_path(ctx: SyscallContext, dirfd: int, addr: int, first_lookup) -> bytes:
+    """The second path of link or rename. Linux copies both names first but looks the
+    first one up before it uses the second: a bad second name or dirfd (EFAULT,
+    ENAMETOOLONG, EBADF, ENOTDIR) only shows once the first lookup succeeded."""
+    try:
+        return at(ctx, dirfd, addr)
+    except OSError:
+        first_lookup()
+        raise
 
 
 def rename(ctx: SyscallContext) -> None:
@@ -435,8 +422,11 @@ def _link(ctx: SyscallContext, olddir: int, old: int, newdir: int, new: int,
           flags: int) -> None:
     if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
         raise OSError(errno.EINVAL, "bad flags")
-    _gofer(ctx, "link", old=at(ctx, olddir, old), new=at(ctx, newdir, new),
-           follow=bool(flags & AT_SYMLINK_FOLLOW))
+    old_path = at(ctx, olddir, old)
+    new_path = _second_path(ctx, newdir, new, lambda: _gofer(
+        ctx, "stat", path=old_path, follow=bool(flags & AT_SYMLINK_FOLLOW), statx_mask=None,
+        sync=0))
+    _gofer(ctx, "link", old=old_path, new=new_path, follow=bool(flags & AT_SYMLINK_FOLLOW))
     ctx.reply(0)
 
 
@@ -514,10 +504,7 @@ def _utimens(ctx: SyscallContext, dirfd: int, addr: int, times: bytes | None,
 
 def utimensat(ctx: SyscallContext) -> None:
     dirfd, addr, times_addr, flags = ctx.args[:4]
-    flags &= 0xFFFFFFFF
-    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
-        raise OSError(errno.EINVAL, "bad flags")
-    times = _read_full(ctx, times_addr, 32) if times_addr else None
+    times = ctx.read(times_addr, 32) if times_addr else None
     if addr == 0:  # futimens(): the descriptor itself, and no flags
         if as_int(dirfd) == AT_FDCWD:
             raise OSError(errno.EFAULT, "bad address")
@@ -526,12 +513,6 @@ def utimensat(ctx: SyscallContext) -> None:
         flags = AT_EMPTY_PATH
     _utimens(ctx, dirfd, addr, times, flags)
 
-
-def _read_full(ctx: SyscallContext, addr: int, size: int) -> bytes:
-    data = ctx.read(addr, size)
-    if len(data) != size:
-        raise OSError(errno.EFAULT, "bad address")
-    return data
 
 
 def _timevals(ctx: SyscallContext, addr: int) -> bytes | None:

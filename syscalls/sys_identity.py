@@ -21,11 +21,12 @@ def uname(ctx: SyscallContext) -> None:
 
 
 def _set_name(ctx: SyscallContext, attr: str) -> None:
-    size = ctx.args[1]
-    if size > _UTS_FIELD - 1:
-        raise OSError(errno.EINVAL, "name too long")
+    size = ctx.args[1]  # an int: negative sizes are EINVAL too
+    # The kernel's order: the capability, then the size, then the copy (EFAULT).
     if not int(ctx.status()["CapEff"], 16) >> CAP_SYS_ADMIN & 1:
         raise OSError(errno.EPERM, "needs CAP_SYS_ADMIN")
+    if not 0 <= size <= _UTS_FIELD - 1:
+        raise OSError(errno.EINVAL, "name too long")
     name = ctx.read(ctx.args[0], size) if size else b""
     setattr(ctx.kernel, attr, name.decode("utf-8", "replace"))
     ctx.reply(0)

@@ -1,6 +1,7 @@
 """sysinfo(2) and sched_getaffinity(2): memory and CPUs as the container's limits size them."""
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import struct
@@ -24,12 +25,26 @@ def sysinfo(ctx: SyscallContext) -> None:
     ctx.reply(0)
 
 
+def _host_mask_sizes() -> tuple[int, int]:
+    """(the smallest length the host's sched_getaffinity takes (nr_cpu_ids' longs), the
+    length it writes (its cpumask_size(): NR_CPUS bits unless the masks are off-stack))."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(4096)
+    smallest = next(n for n in range(8, 4097, 8)
+                    if libc.syscall(_NR_SCHED_GETAFFINITY, 0, n, buf) >= 0)
+    return smallest, libc.syscall(_NR_SCHED_GETAFFINITY, 0, 4096, buf)
+
+
+_NR_SCHED_GETAFFINITY = 204
+_MIN_MASK, _MASK_SIZE = _host_mask_sizes()
+
+
 def sched_getaffinity(ctx: SyscallContext) -> None:
     """The first N CPUs, N being the container's CPU count (its cpuset, cut to its quota)."""
     pid, size, addr = ctx.args[0] & 0xFFFFFFFF, ctx.args[1], ctx.args[2]
-    nbytes = 8  # the kernel's cpumask size for up to 64 CPUs, in longs
-    if size < nbytes or size % 8:
+    if size < _MIN_MASK or size % 8:
         raise OSError(errno.EINVAL, "bad size")
+    nbytes = min(size, _MASK_SIZE)  # what the kernel writes (and returns)
     if pid and ctx.kernel.procfs is not None and ctx.kernel.procfs.host_pid(pid) is None:
         raise OSError(errno.ESRCH, "no such process")
     n = ctx.kernel.cpu_count()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from ptrace.syscall.linux import x86_64 as _ptrace_names
 
 from syscalls import sys_file, sys_identity, sys_process, sys_sysinfo
+from syscalls.argcheck import CHECKS
+from syscalls.argtypes import ARG_TYPES
 
 
 class Kind(enum.Enum):
@@ -232,6 +234,8 @@ def _build() -> dict[int, Syscall]:
     assert not set(ARG_RULES) - set(PASSTHROUGH), "argument rules on a non-passthrough call"
     assert not set(CAP_GATES) - set(PASSTHROUGH) - set(EMULATE), "gate on a denied call"
     assert not set(DENY_REASONS) & (set(PASSTHROUGH) | set(EMULATE))
+    untyped = set(EMULATE) - set(ARG_TYPES)
+    assert not untyped, f"emulated syscalls without argument types: {untyped}"
     table = {}
     for nr, name in sorted(names.items()):
         if name in EMULATE:
@@ -249,3 +253,9 @@ def _build() -> dict[int, Syscall]:
 TABLE: dict[int, Syscall] = _build()
 DEFAULT_ERRNO = errno.ENOSYS
 HANDLERS: dict[int, Callable] = {s.nr: s.handler for s in TABLE.values() if s.handler}
+# The C types of each emulated syscall's arguments (syscalls.argtypes), by number.
+HANDLER_ARG_TYPES: dict[int, str] = {s.nr: ARG_TYPES[s.name] for s in TABLE.values()
+                                     if s.handler}
+# The kernel's argument checks that run before the handler (syscalls.argcheck), by number.
+HANDLER_CHECKS: dict[int, Callable] = {s.nr: CHECKS[s.name] for s in TABLE.values()
+                                       if s.name in CHECKS}

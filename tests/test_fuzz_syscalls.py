@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import RUNSC_PY, default_spec
+from conftest import REPO, RUNSC_PY, default_spec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -45,8 +45,11 @@ class Interpreter:
                  log: Path | None = None) -> None:
         self.cleanup = cleanup
         self.log = log
+        # cwd is the bundle: PYTHONPATH makes `python3 -m runsc_py.cli` this checkout's
+        # code, not whichever copy is installed.
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(command, cwd=bundle, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self.buffer = b""
 
     def execute(self, name: str, ops: list[str]) -> list[str]:

@@ -19,8 +19,9 @@ import pyseccomp
 
 from gofer import linux
 from gofer.client import GoferGone
+from syscalls.argtypes import cast
 from syscalls.context import SyscallContext, TargetGone
-from syscalls.table import HANDLERS, TABLE, Kind
+from syscalls.table import HANDLER_ARG_TYPES, HANDLER_CHECKS, HANDLERS, TABLE, Kind
 
 log = logging.getLogger("runsc-py.sentry")
 
@@ -219,6 +220,8 @@ class SeccompContext(SyscallContext):
             raise OSError(errno.EFAULT, "bad address") from None
         # The pid could have been reused if the thread died: check after reading.
         self.validate()
+        if len(data) != size:  # the range runs into an unmapped page, as the kernel's
+            raise OSError(errno.EFAULT, "bad address")  # copy_from_user would
         return data
 
     def write(self, addr: int, data: bytes) -> None:
@@ -287,7 +290,13 @@ class SeccompPlatform:
             raise
         ctx = SeccompContext(self.notify_fd, self.kernel, bytes(buf))
         try:
-            HANDLERS[ctx.nr](ctx)
+            # Handlers see int and umode_t arguments as the kernel's C code does.
+            ctx.args = cast(HANDLER_ARG_TYPES[ctx.nr], ctx.args)
+            check = HANDLER_CHECKS.get(ctx.nr)
+            if check is not None:
+                check(ctx)  # Linux's argument checks come before any path or permission
+            if not ctx.answered:
+                HANDLERS[ctx.nr](ctx)
         except TargetGone:
             return
         except OSError as e:
