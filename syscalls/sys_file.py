@@ -97,8 +97,16 @@ def _reopen(ctx: SyscallContext, owner: bytes, num: int, flags: int) -> int:
             os.W_OK if acc in (os.O_WRONLY, os.O_RDWR) or flags & os.O_TRUNC else 0)
         ctx.kernel.gofer.call("access", ctx.creds(), fd=held, path=None, mode=need,
                               follow=True)
-        keep = (os.O_ACCMODE | os.O_APPEND | os.O_TRUNC | os.O_NOCTTY | os.O_DIRECTORY
-                | os.O_NOATIME | os.O_DSYNC | os.O_SYNC)
+        keep = (os.O_ACCMODE | os.O_APPEND | os.O_NOCTTY | os.O_DIRECTORY | os.O_NOATIME
+                | os.O_DSYNC | os.O_SYNC)
+        if flags & os.O_TRUNC and stat_mod.S_ISREG(st.st_mode):
+            # Truncated by the gofer as the caller: the kernel then clears set-user-ID
+            # bits unless the caller, not the sentry, has CAP_FSETID.
+            writer = os.open(f"/proc/self/fd/{held}", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                ctx.kernel.gofer.call("truncate", ctx.creds(), fd=writer, path=None, length=0)
+            finally:
+                os.close(writer)
         # Never block the sentry (a pipe's or FIFO's open waits for its peer).
         fd = os.open(f"/proc/self/fd/{held}", (flags & keep) | os.O_CLOEXEC | os.O_NONBLOCK)
         if not flags & os.O_NONBLOCK:

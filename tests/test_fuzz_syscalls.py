@@ -340,3 +340,10 @@ def test_calls_on_a_descriptor_alone(interpreters):
         "open d rdonly|directory 0", "fstatat_empty s1", "fchmodat2_empty s1 0755",
         "faccessat2_empty s1 4", "fstatat_empty 99", "open /proc/self/status rdonly 0",
         "fstatat_empty s2", "mknod r reg|0600", "mknod s sock|0644", "stat s"])
+
+
+def test_truncating_reopen_clears_set_user_id_as_the_caller(interpreters):
+    """Found by the fuzzer: O_TRUNC through /proc/self/fd kept a file's set-user-ID bit
+    (the sentry truncated with its own CAP_FSETID); the gofer now truncates as the caller."""
+    assert_same(interpreters, ["creat a 04755", "open a rdonly 0", "reopen s1 rdonly|trunc",
+                               "stat a"])
