@@ -160,7 +160,11 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
         path = joined(ctx, dirfd, rel.lstrip(b"/") or b".")  # "/" is the directory itself
     link = fd_link(path)
     if resolve and link is not None:
-        # The kernel refuses magic links under any of these restrictions.
+        # The kernel refuses magic links under any of these restrictions, unless the walk
+        # has already left its mount on the way into /proc.
+        start = joined(ctx, dirfd, b".") if rel[:1] != b"/" else b"/"
+        if resolve & RESOLVE_NO_XDEV and not (start + b"/").startswith(b"/proc/"):
+            raise OSError(errno.EXDEV, "crosses into /proc")
         raise OSError(errno.ELOOP if resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
                       else errno.EXDEV, "a magic link")
     if link is not None:
@@ -210,7 +214,8 @@ def creat(ctx: SyscallContext) -> None:
     _open(ctx, AT_FDCWD, ctx.args[0], os.O_CREAT | os.O_WRONLY | os.O_TRUNC, ctx.args[1])
 
 
-RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_IN_ROOT = 0x02, 0x04, 0x10
+RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
+RESOLVE_IN_ROOT = 0x10
 RESOLVE_CACHED = 0x20
 
 

@@ -327,7 +327,8 @@ def test_openat2_resolve_restrictions(interpreters):
         "openat2 cwd /proc/self/fd/0 rdonly in_root",
         "openat2 cwd /proc/self/fd/0 rdonly beneath|no_symlinks",
         "openat2 cwd /proc/filesystems rdonly no_xdev", "openat2 cwd a rdonly no_xdev",
-        "openat2 cwd /etc/passwd rdonly no_xdev", "openat2 cwd d/../a rdonly beneath"])
+        "openat2 cwd /etc/passwd rdonly no_xdev", "openat2 cwd d/../a rdonly beneath",
+        "openat2 cwd /proc/self/fd/0 rdonly no_symlinks|no_xdev"])
 
 
 def test_calls_on_a_descriptor_alone(interpreters):
