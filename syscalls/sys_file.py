@@ -35,24 +35,26 @@ def _gofer(ctx: SyscallContext, op: str, **args) -> tuple:
     return ctx.kernel.gofer.call(op, ctx.creds(), **args)
 
 
-def _empty_path(ctx: SyscallContext, addr: int, flags: int) -> bool:
-    """True when the call names its descriptor alone (AT_EMPTY_PATH with "" or NULL)."""
-    if not flags & AT_EMPTY_PATH:
-        return False
-    return addr == 0 or read_path(ctx, addr) == b""
+def _object(ctx: SyscallContext, dirfd: int, addr: int, flags: int) -> bytes | int:
+    """What an *at() call names, its path read once: the container path, or with
+    AT_EMPTY_PATH and an empty path the caller's descriptor number (dirfd itself)."""
+    path = b"" if addr == 0 and flags & AT_EMPTY_PATH else read_path(ctx, addr)
+    if path or not flags & AT_EMPTY_PATH:
+        return absolute(ctx, dirfd, path)
+    if as_int(dirfd) == AT_FDCWD:
+        return absolute(ctx, AT_FDCWD, b".")
+    return as_int(dirfd)
 
 
 def _on_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int, op: str,
                creds: tuple | None = None, **args) -> tuple:
-    """Run a gofer operation on what an *at() call names: dirfd/path, or with AT_EMPTY_PATH
-    and an empty path the descriptor itself, taken with pidfd_getfd (the kernel is never
-    left to read the path again)."""
+    """Run a gofer operation on what an *at() call names: dirfd/path, or the descriptor
+    itself, taken with pidfd_getfd (the kernel is never left to read the path again)."""
     creds = creds if creds is not None else ctx.creds()
-    if not _empty_path(ctx, addr, flags):
-        return ctx.kernel.gofer.call(op, creds, path=at(ctx, dirfd, addr), **args)
-    if as_int(dirfd) == AT_FDCWD:
-        return ctx.kernel.gofer.call(op, creds, path=absolute(ctx, AT_FDCWD, b"."), **args)
-    fd = ctx.take_fd(as_int(dirfd))
+    target = _object(ctx, dirfd, addr, flags)
+    if isinstance(target, bytes):
+        return ctx.kernel.gofer.call(op, creds, path=target, **args)
+    fd = ctx.take_fd(target)
     try:
         return ctx.kernel.gofer.call(op, creds, fd=fd, path=None, **args)
     finally:
@@ -245,23 +247,24 @@ def _stat_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
                  statx_mask: int | None) -> bytes:
     """The raw struct stat/statx of what the call names. A descriptor of the caller's
     (AT_EMPTY_PATH) is stat'ed on the sentry's own copy: fstat needs no permission."""
-    if _empty_path(ctx, addr, flags) and as_int(dirfd) != AT_FDCWD:
-        fd = ctx.take_fd(as_int(dirfd))
-        try:
-            at_fd, name, at_flags = fd, b"", AT_EMPTY_PATH
-            synthetic = ctx.kernel.procfs.placeholder(fd) if ctx.kernel.procfs else None
-            if synthetic is not None:  # a /proc file's content: stat its placeholder
-                at_fd, name = synthetic
-                at_flags = AT_SYMLINK_NOFOLLOW
-            if statx_mask is None:
-                return linux.fstatat_raw(at_fd, name, at_flags)
-            return linux.statx_raw(at_fd, name, at_flags | (flags & _STATX_SYNC), statx_mask)
-        finally:
-            os.close(fd)
-    raw, _ = _on_object(ctx, dirfd, addr, flags, "stat",
-                        follow=not flags & AT_SYMLINK_NOFOLLOW, statx_mask=statx_mask,
-                        sync=flags & _STATX_SYNC)
-    return raw
+    target = _object(ctx, dirfd, addr, flags)
+    if isinstance(target, bytes):
+        raw, _ = ctx.kernel.gofer.call("stat", ctx.creds(), path=target,
+                                       follow=not flags & AT_SYMLINK_NOFOLLOW,
+                                       statx_mask=statx_mask, sync=flags & _STATX_SYNC)
+        return raw
+    fd = ctx.take_fd(target)
+    try:
+        at_fd, name, at_flags = fd, b"", AT_EMPTY_PATH
+        synthetic = ctx.kernel.procfs.placeholder(fd) if ctx.kernel.procfs else None
+        if synthetic is not None:  # a /proc file's content: stat its placeholder
+            at_fd, name = synthetic
+            at_flags = AT_SYMLINK_NOFOLLOW
+        if statx_mask is None:
+            return linux.fstatat_raw(at_fd, name, at_flags)
+        return linux.statx_raw(at_fd, name, at_flags | (flags & _STATX_SYNC), statx_mask)
+    finally:
+        os.close(fd)
 
 
 def _stat(ctx: SyscallContext, dirfd: int, addr: int, buf: int, flags: int) -> None:
