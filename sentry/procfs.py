@@ -631,22 +631,37 @@ class ProcFS:
         self.proc.link(self.dirfd, "thread-self", f"{me}/task/{tid}")
         self.refresh_pid(me, None)
 
+    @staticmethod
+    def hold_self(tid: int, nr: int, limit: float = 0.005) -> None:
+        """Wait (up to limit seconds) until thread tid has left syscall nr, which the
+        kernel runs natively through the self link just pointed at it."""
+        # /proc/TID/syscall names the call while the thread sleeps in it, and says
+        # "running" while it runs (in the walk, or already past it): wait out both.
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            now = _read(f"/proc/{tid}/syscall")
+            if now is None or now.split(b" ", 1)[0] not in (str(nr).encode(), b"running"):
+                return
+            time.sleep(0.0001)
+
     def prepare(self, ctx: SyscallContext, path: bytes) -> bytes:
         """Bring the skeleton up to date for path (normalised, under /proc); the path to
-        resolve, with self and thread-self made concrete for the caller."""
+        resolve, with self, thread-self and the mounts link made concrete for the caller.
+        The shared self links are re-pointed only when the link itself is the object
+        (readlink, lstat): a process the kernel is walking them for natively
+        (point_self) keeps them meanwhile."""
         parts = [p.decode("utf-8", "surrogateescape") for p in path.split(b"/")[2:]]
         me, tid = self._caller(ctx)
-        # /proc/self itself stays the link (lstat, readlink), pointed at the caller below.
-        if len(parts) > 1 and parts[0] == "self":
+        if parts == ["mounts"]:
+            parts = [str(me), "mounts"]
+        elif len(parts) > 1 and parts[0] == "self":
             parts[0] = str(me)
         elif len(parts) > 1 and parts[0] == "thread-self":
             parts[0:1] = [str(me), "task", str(tid)]
-        self.proc.link(self.dirfd, "self", str(me))
-        self.proc.link(self.dirfd, "thread-self", f"{me}/task/{tid}")
         if not parts:
             self.refresh_listing()
         elif parts[0] in ("self", "thread-self"):
-            self.refresh_pid(me, None)
+            self.point_self(ctx)
         elif parts[0].isdigit():
             what = parts[1] if len(parts) > 1 else None
             extra_fd = None
@@ -656,8 +671,6 @@ class ProcFS:
                 self.refresh_pid(int(parts[0]), "task")
             else:
                 self.refresh_pid(int(parts[0]), what, extra_fd)
-        elif parts[0] == "mounts":
-            self.refresh_pid(me, None)
         return ("/proc/" + "/".join(parts) if parts else "/proc").encode(
             "utf-8", "surrogateescape")
 

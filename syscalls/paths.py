@@ -107,6 +107,9 @@ def absolute(ctx: SyscallContext, dirfd: int, path: bytes) -> bytes:
     procfs = getattr(ctx.kernel, "procfs", None)
     if procfs is not None:
         norm = posixpath.normpath(path)
+        if norm == b"/dev/fd" or norm.startswith(b"/dev/fd/"):
+            norm = b"/proc/self/fd" + norm[len(b"/dev/fd"):]  # the link, made concrete
+            path = norm + (b"/" if path.endswith(b"/") else b"")
         if norm == b"/proc" or norm.startswith(b"/proc/"):
             trailing = b"/" if path.endswith(b"/") and norm != b"/" else b""
             path = procfs.prepare(ctx, norm) + trailing

@@ -26,6 +26,11 @@ def _native(ctx: SyscallContext, dirfd: int, addr: int) -> None:
         norm = posixpath.normpath(path) if path else b""
         if norm == b"/proc" or norm.startswith(b"/proc/"):
             procfs.point_self(ctx)
+            ctx.passthrough()
+            # The link is shared by the sandbox: keep it the caller's until the kernel's
+            # walk is over, before any other process's request can re-point it.
+            procfs.hold_self(ctx.pid, ctx.nr)
+            return
     ctx.passthrough()
 
 
