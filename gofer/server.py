@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import signal
 import socket
 import stat
+import threading
 
 from gofer import linux, mounts, protocol
 
@@ -26,12 +28,32 @@ _OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC 
                | os.O_TMPFILE | 0o20000)  # FASYNC
 _ALLOWED_DEVICES = set(mounts.STANDARD_DEVICES.values()) | {(5, 2)}  # + /dev/ptmx
 _PTY_SLAVE_MAJORS = range(136, 144)
+# What the O_PATH look-up took care of, and what a reopen through /proc/self/fd must not
+# repeat (O_NOFOLLOW would refuse the magic link itself).
+_LOOKUP_FLAGS = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_DIRECTORY
+_NR_SETGROUPS = 116
+_WAITER_STACK = 256 * 1024  # a waiting open's thread runs one os.open
+
+
+class _Waiting:
+    """An open that waits in a gofer thread for the FIFO's other end (as the calling
+    workload thread waits in Linux), answered later under the request's id."""
+    __slots__ = ("rid", "pfd", "flags", "release", "cancelled")
+
+    def __init__(self, rid: int, pfd: int, flags: int) -> None:
+        self.rid, self.pfd, self.flags = rid, pfd, flags
+        self.release: int | None = None  # the gofer's own end, opened to cancel the wait
+        self.cancelled = False
 
 
 class Gofer:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, procfd: int) -> None:
         self.sock = sock
         self.rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.procfd = procfd  # the host's /proc, only to reopen the gofer's own descriptors
+        self.rid: int | None = None  # the current request's id, if it may be answered later
+        self.waiting: dict[int, _Waiting] = {}
+        self.lock = threading.Lock()  # self.waiting, shared with the waiting threads
         self.creds: tuple | None = None
         _, self.permitted, self.inheritable = linux.capget()
         # The sentry's own requests (no workload thread behind them) run as full root.
@@ -73,15 +95,17 @@ class Gofer:
         linux.capset(self.permitted, self.permitted, self.inheritable)
         _libc.setfsuid(0)
         _libc.setfsgid(0)
-        os.setgroups(list(groups))
+        # The raw syscall: glibc's setgroups changes every thread, and a waiting open's
+        # thread keeps the credentials of the request it serves.
+        linux.syscall(_NR_SETGROUPS, len(groups), (ctypes.c_uint * len(groups))(*groups))
         _libc.setfsgid(gid)
         _libc.setfsuid(uid)
         # After setfsuid, which drops or restores the filesystem capabilities by itself.
         linux.capset(caps & self.permitted, self.permitted, self.inheritable)
         self.creds = (uid, gid, groups, caps)
 
-    def _check_device(self, fd: int) -> None:
-        st = os.fstat(fd)
+    def _check_device(self, fd: int, st: os.stat_result | None = None) -> None:
+        st = st or os.fstat(fd)
         if stat.S_ISBLK(st.st_mode):
             raise OSError(errno.EPERM, "block devices are not available in the sandbox")
         if stat.S_ISCHR(st.st_mode):
@@ -94,14 +118,121 @@ class Gofer:
         flags &= _OPEN_FLAGS
         if not flags & (os.O_CREAT | os.O_TMPFILE):
             mode = 0
-        fd = self._resolve(path, flags, mode)
+        if flags & (os.O_PATH | os.O_TMPFILE) or flags & (os.O_CREAT | os.O_EXCL) == (
+                os.O_CREAT | os.O_EXCL):
+            # Opens no file's contents, or only one it creates: never a FIFO's end.
+            fd = self._resolve(path, flags, mode)
+            try:
+                if not flags & os.O_PATH:
+                    self._check_device(fd)
+            except OSError:
+                os.close(fd)
+                raise
+            return None, fd
+        # Look the file up first (O_PATH opens nothing) and decide on what fstat says it
+        # is (DESIGN.md): even a moment's read end of a FIFO would let a waiting writer in.
         try:
-            if not flags & os.O_PATH:
-                self._check_device(fd)
+            pfd = self._resolve(path, os.O_PATH | (flags & (os.O_NOFOLLOW | os.O_DIRECTORY)))
+        except FileNotFoundError:
+            if not flags & os.O_CREAT:
+                raise
+            return self._created(self._resolve(path, flags | os.O_NONBLOCK, mode), flags)
+        return self.open_fd(pfd, flags)
+
+    def _created(self, fd: int, flags: int):
+        """fd from an O_CREAT open, O_NONBLOCK in case a FIFO appeared since the look-up:
+        the new file itself (a creating open checks no permission on it)."""
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISFIFO(st.st_mode):
+                pfd = self._reopen(fd, os.O_PATH)
+            else:
+                self._check_device(fd, st)
+                if not flags & os.O_NONBLOCK:
+                    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL)
+                                & ~os.O_NONBLOCK)
+                return None, fd
         except OSError:
             os.close(fd)
             raise
-        return None, fd
+        os.close(fd)
+        return self.open_fd(pfd, flags)
+
+    def _reopen(self, fd: int, flags: int) -> int:
+        """The file fd names, opened anew (Linux's /proc/self/fd/N), with flags."""
+        return os.open(f"self/fd/{fd}", (flags & ~_LOOKUP_FLAGS) | os.O_CLOEXEC,
+                       dir_fd=self.procfd)
+
+    def open_fd(self, pfd: int, flags: int):
+        """Open what pfd (an O_PATH descriptor, which this takes over) names, with flags.
+        A FIFO end that must wait for its peer waits in a thread; the answer comes later."""
+        keep = False
+        try:
+            st = os.fstat(pfd)
+            if stat.S_ISLNK(st.st_mode):
+                raise OSError(errno.ELOOP, "a symbolic link (O_NOFOLLOW)")
+            self._check_device(pfd, st)
+            accmode = flags & os.O_ACCMODE
+            if (stat.S_ISFIFO(st.st_mode) and not flags & os.O_NONBLOCK
+                    and accmode != os.O_RDWR):
+                if accmode == os.O_WRONLY:
+                    try:  # with a reader there already, a writer does not wait
+                        fd = self._reopen(pfd, flags | os.O_NONBLOCK)
+                    except OSError as e:
+                        if e.errno != errno.ENXIO:
+                            raise
+                    else:
+                        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL)
+                                    & ~os.O_NONBLOCK)
+                        return None, fd
+                if self.rid is None:
+                    raise OSError(errno.EAGAIN, "a FIFO open would wait, and cannot")
+                keep = True
+                return _Waiting(self.rid, pfd, flags), None
+            return None, self._reopen(pfd, flags)
+        finally:
+            if not keep:
+                os.close(pfd)
+
+    def _wait(self, w: _Waiting) -> None:
+        """A waiting open's thread: it has the request's credentials (a new thread takes
+        its creator's) and waits in the kernel as the workload thread would."""
+        try:
+            fd, err = self._reopen(w.pfd, w.flags), 0
+        except OSError as e:
+            fd, err = None, e.errno or errno.EIO
+        with self.lock:
+            del self.waiting[w.rid]
+            os.close(w.pfd)
+            if w.release is not None:
+                os.close(w.release)
+        try:
+            if w.cancelled:
+                return  # the sentry has forgotten the request
+            if fd is None:
+                protocol.send(self.sock, {"id": w.rid, "errno": err})
+            else:
+                protocol.send(self.sock, {"id": w.rid, "ok": None}, fd)
+        except OSError:
+            pass  # the sentry has gone: the gofer exits
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def _cancel(self, rid: object) -> None:
+        """The workload thread no longer waits (a signal, or its death): end the gofer's
+        wait by opening the other end itself; the thread closes both and says nothing."""
+        with self.lock:
+            w = self.waiting.get(rid) if isinstance(rid, int) else None
+            if w is None or w.cancelled:
+                return  # answered already: the sentry drops that answer
+            w.cancelled = True
+            self._set_creds(None)
+            try:
+                # O_RDWR wakes a waiting reader and a waiting writer alike, and never waits.
+                w.release = self._reopen(w.pfd, os.O_RDWR | os.O_NONBLOCK)
+            except OSError:
+                pass  # (EMFILE) the thread ends when a real peer comes
 
     def op_stat(self, path: bytes, follow: bool, statx_mask: int | None, sync: int):
         fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
@@ -231,11 +362,21 @@ class Gofer:
         return 0, None
 
     def op_truncate(self, path: bytes, length: int):
-        fd = self._resolve(path, os.O_WRONLY)
+        fd = self._resolve(path, os.O_PATH)
         try:
-            os.ftruncate(fd, length)
+            # truncate(2) checks the type first, and must never open a FIFO.
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise OSError(errno.EISDIR, "a directory")
+            if not stat.S_ISREG(mode):
+                raise OSError(errno.EINVAL, "not a regular file")
+            wfd = self._reopen(fd, os.O_WRONLY)
         finally:
             os.close(fd)
+        try:
+            os.ftruncate(wfd, length)
+        finally:
+            os.close(wfd)
         return 0, None
 
     # -- loop ------------------------------------------------------------------
@@ -254,19 +395,46 @@ class Gofer:
                 return
             if passed is not None:
                 os.close(passed)  # no operation takes a descriptor
+            rid = req.pop("id", None)
+            if req.get("op") == "cancel":
+                self._cancel(rid)
+                continue  # no answer: the sentry forgot the request
+            self.rid = rid if req.pop("later", False) and isinstance(rid, int) else None
             try:
                 result, fd = self._dispatch(req)
             except OSError as e:
-                protocol.send(self.sock, {"errno": e.errno or errno.EIO})
+                protocol.send(self.sock, {"id": rid, "errno": e.errno or errno.EIO})
                 continue
-            except (TypeError, ValueError, KeyError, AttributeError):
-                protocol.send(self.sock, {"errno": errno.EINVAL})  # a malformed request
+            except (TypeError, ValueError, KeyError, AttributeError, OverflowError):
+                # A malformed request.
+                protocol.send(self.sock, {"id": rid, "errno": errno.EINVAL})
+                continue
+            if isinstance(result, _Waiting):
+                self._start_waiting(result)
                 continue
             try:
-                protocol.send(self.sock, {"ok": result}, fd)
+                protocol.send(self.sock, {"id": rid, "ok": result}, fd)
             finally:
                 if fd is not None:
                     os.close(fd)
+
+    def _start_waiting(self, w: _Waiting) -> None:
+        # "later" goes out before the thread can answer; the thread starts now, while
+        # this thread still has the request's credentials.
+        with self.lock:
+            if w.rid in self.waiting:  # a reused id: refuse it rather than confuse both
+                os.close(w.pfd)
+                protocol.send(self.sock, {"id": w.rid, "errno": errno.EINVAL})
+                return
+            self.waiting[w.rid] = w
+        protocol.send(self.sock, {"id": w.rid, "later": True})
+        try:
+            threading.Thread(target=self._wait, args=(w,), daemon=True).start()
+        except RuntimeError:  # no thread to be had: the open fails as on ENOMEM
+            with self.lock:
+                del self.waiting[w.rid]
+            os.close(w.pfd)
+            protocol.send(self.sock, {"id": w.rid, "errno": errno.ENOMEM})
 
 
 def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict],
@@ -277,8 +445,12 @@ def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
+        # Before the container tree hides it: reopening the gofer's own descriptors
+        # (a FIFO's end, truncate's file) goes through /proc/self/fd.
+        procfd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        threading.stack_size(_WAITER_STACK)
         synthetic = mounts.build_tree(rootfs, readonly, mount_list, bundle)
-        gofer = Gofer(sock)
+        gofer = Gofer(sock, procfd)
     except mounts.MountError as e:
         os.write(ready_w, f"error:{e}".encode())
         os._exit(1)

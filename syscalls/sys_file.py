@@ -7,7 +7,7 @@ import posixpath
 import stat as stat_mod
 import struct
 
-from syscalls.context import SyscallContext, TargetGone
+from syscalls.context import FdLater, SyscallContext, TargetGone
 from syscalls.paths import (
     AT_EMPTY_PATH,
     AT_FDCWD,
@@ -112,7 +112,10 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int) -> 
             # and O_NOFOLLOW on a symlink gives ELOOP instead of the link itself.
             flags = (flags & _O_PATH_KEEPS & ~os.O_PATH) | os.O_RDONLY | os.O_NONBLOCK
         fd = ctx.kernel.gofer.open(absolute(ctx, AT_FDCWD, path), flags & ~os.O_CLOEXEC,
-                                   mode & 0o7777, ctx.creds())
+                                   mode & 0o7777, ctx.creds(),
+                                   FdLater(ctx, bool(flags & os.O_CLOEXEC)))
+        if fd is None:
+            return ctx.defer()  # a FIFO's end waits in the gofer; FdLater answers
     try:
         ctx.install_fd(fd, bool(flags & os.O_CLOEXEC))
     finally:

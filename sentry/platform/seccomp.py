@@ -107,6 +107,13 @@ class SeccompContext(SyscallContext):
         except OSError:
             raise TargetGone() from None
 
+    def valid(self) -> bool:
+        try:
+            fcntl.ioctl(self.notify_fd, NOTIF_ID_VALID, struct.pack("Q", self.id))
+        except OSError:
+            return False
+        return True
+
     def read(self, addr: int, size: int) -> bytes:
         try:
             data = linux.process_vm_read(self.pid, addr, size)
