@@ -12,6 +12,17 @@ from gofer import protocol
 LATER = object()  # call()'s result when the answer comes later
 
 
+class _Cancelled:
+    def wanted(self) -> bool:
+        return False
+
+    def done(self, fd: int | None, err: int) -> None:
+        pass
+
+
+_CANCELLED = _Cancelled()  # a cancelled request until its answer comes
+
+
 class GoferGone(Exception):
     """The gofer process has exited: the sandbox cannot continue."""
 
@@ -99,8 +110,8 @@ class GoferClient:
             reply, fd = self.arrived.pop(0)
             waiter = self.waiting.pop(reply.get("id"), None)  # type: ignore[arg-type]
             try:
-                if waiter is None:
-                    continue  # cancelled, or not ours
+                if waiter is None or waiter is _CANCELLED:
+                    continue  # the end of a cancelled wait, or not ours
                 if "ok" in reply and fd is not None:
                     waiter.done(fd, 0)
                 else:
@@ -111,10 +122,11 @@ class GoferClient:
                     os.close(fd)
 
     def check_waiting(self) -> None:
-        """Cancel the requests whose waiters no longer want the answer."""
+        """Cancel the requests whose waiters no longer want the answer, and again those
+        cancelled before whose answer has not come (the gofer may have missed it)."""
         for rid, waiter in list(self.waiting.items()):
-            if not waiter.wanted():
-                del self.waiting[rid]
+            if waiter is _CANCELLED or not waiter.wanted():
+                self.waiting[rid] = _CANCELLED
                 try:
                     protocol.send(self.sock, {"op": "cancel", "id": rid})
                 except (BrokenPipeError, ConnectionResetError):

@@ -38,12 +38,21 @@ _WAITER_STACK = 256 * 1024  # a waiting open's thread runs one os.open
 class _Waiting:
     """An open that waits in a gofer thread for the FIFO's other end (as the calling
     workload thread waits in Linux), answered later under the request's id."""
-    __slots__ = ("rid", "pfd", "flags", "release", "cancelled")
+    __slots__ = ("rid", "pfd", "flags", "thread", "finished", "cancelled")
 
     def __init__(self, rid: int, pfd: int, flags: int) -> None:
         self.rid, self.pfd, self.flags = rid, pfd, flags
-        self.release: int | None = None  # the gofer's own end, opened to cancel the wait
+        self.thread: threading.Thread | None = None
+        self.finished = False  # its open returned: the thread must not be signalled
         self.cancelled = False
+
+
+# The waiting threads' open: through libc, so that a signal ends it with EINTR (os.open
+# retries), and with no buffer shared between threads (linux.openat2 has one).
+_openat = ctypes.CDLL(None, use_errno=True).openat
+_openat.restype = ctypes.c_int
+_openat.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint)
+_CANCEL_SIGNAL = signal.SIGUSR1
 
 
 class Gofer:
@@ -196,43 +205,45 @@ class Gofer:
 
     def _wait(self, w: _Waiting) -> None:
         """A waiting open's thread: it has the request's credentials (a new thread takes
-        its creator's) and waits in the kernel as the workload thread would."""
+        its creator's) and waits in the kernel as the workload thread would, until the
+        other end opens or a cancel's signal interrupts it."""
+        path = f"self/fd/{w.pfd}".encode()
+        flags = (w.flags & ~_LOOKUP_FLAGS) | os.O_CLOEXEC
+        while True:
+            fd = _openat(self.procfd, path, flags, 0)
+            err = ctypes.get_errno() if fd < 0 else 0
+            with self.lock:
+                if err != errno.EINTR or w.cancelled:
+                    w.finished = True
+                    del self.waiting[w.rid]
+                    os.close(w.pfd)
+                    break
+        if w.cancelled:
+            err = errno.EINTR
+            if fd >= 0:
+                os.close(fd)
+                fd = -1
         try:
-            fd, err = self._reopen(w.pfd, w.flags), 0
-        except OSError as e:
-            fd, err = None, e.errno or errno.EIO
-        with self.lock:
-            del self.waiting[w.rid]
-            os.close(w.pfd)
-            if w.release is not None:
-                os.close(w.release)
-        try:
-            if w.cancelled:
-                return  # the sentry has forgotten the request
-            if fd is None:
-                protocol.send(self.sock, {"id": w.rid, "errno": err})
+            if fd < 0:
+                protocol.send(self.sock, {"id": w.rid, "errno": err or errno.EIO})
             else:
                 protocol.send(self.sock, {"id": w.rid, "ok": None}, fd)
         except OSError:
             pass  # the sentry has gone: the gofer exits
         finally:
-            if fd is not None:
+            if fd >= 0:
                 os.close(fd)
 
     def _cancel(self, rid: object) -> None:
-        """The workload thread no longer waits (a signal, or its death): end the gofer's
-        wait by opening the other end itself; the thread closes both and says nothing."""
+        """The workload thread no longer waits (a signal, or its death): interrupt the
+        gofer thread's open. The sentry repeats this until the answer (EINTR) comes: a
+        signal that lands just before the thread enters open() is lost."""
         with self.lock:
             w = self.waiting.get(rid) if isinstance(rid, int) else None
-            if w is None or w.cancelled:
-                return  # answered already: the sentry drops that answer
+            if w is None or w.finished or w.thread is None or w.thread.ident is None:
+                return  # answered already, or not started yet
             w.cancelled = True
-            self._set_creds(None)
-            try:
-                # O_RDWR wakes a waiting reader and a waiting writer alike, and never waits.
-                w.release = self._reopen(w.pfd, os.O_RDWR | os.O_NONBLOCK)
-            except OSError:
-                pass  # (EMFILE) the thread ends when a real peer comes
+            signal.pthread_kill(w.thread.ident, _CANCEL_SIGNAL)
 
     def op_stat(self, path: bytes, follow: bool, statx_mask: int | None, sync: int):
         fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
@@ -428,13 +439,17 @@ class Gofer:
                 return
             self.waiting[w.rid] = w
         protocol.send(self.sock, {"id": w.rid, "later": True})
+        thread = threading.Thread(target=self._wait, args=(w,), daemon=True)
         try:
-            threading.Thread(target=self._wait, args=(w,), daemon=True).start()
+            thread.start()
         except RuntimeError:  # no thread to be had: the open fails as on ENOMEM
             with self.lock:
                 del self.waiting[w.rid]
             os.close(w.pfd)
             protocol.send(self.sock, {"id": w.rid, "errno": errno.ENOMEM})
+            return
+        with self.lock:
+            w.thread = thread
 
 
 def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict],
@@ -444,6 +459,9 @@ def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict]
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Interrupts a waiting open (no SA_RESTART: the open returns EINTR).
+    signal.signal(_CANCEL_SIGNAL, lambda _sig, _frame: None)
+    signal.siginterrupt(_CANCEL_SIGNAL, True)
     try:
         # Before the container tree hides it: reopening the gofer's own descriptors
         # (a FIFO's end, truncate's file) goes through /proc/self/fd.
