@@ -112,7 +112,9 @@ int main(int argc, char **argv) {
         opened("creat on the fifo, a reader", c);
         close(c);
         opened("excl on the fifo", open(path, O_WRONLY | O_CREAT | O_EXCL, 0600));
-        result("truncate", truncate(path, 0));
+        close(r);
+        close(r2);
+        result("truncate, no reader", truncate(path, 0));
     } else if (!strcmp(s, "perm")) {
         /* Mode 0640, owner root: uid 1000 may neither end, whatever the flags; root may. */
         if ((pid = fork()) == 0) {
