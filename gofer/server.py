@@ -138,26 +138,50 @@ class Gofer:
                 os.close(fd)
                 raise
             return None, fd
+        if flags & os.O_CREAT:
+            return self._open_creat(path, flags, mode)
         # Look the file up first (O_PATH opens nothing) and decide on what fstat says it
         # is (DESIGN.md): even a moment's read end of a FIFO would let a waiting writer in.
-        try:
-            pfd = self._resolve(path, os.O_PATH | (flags & (os.O_NOFOLLOW | os.O_DIRECTORY)))
-        except FileNotFoundError:
-            if not flags & os.O_CREAT:
-                raise
-            return self._created(self._resolve(path, flags | os.O_NONBLOCK, mode), flags)
+        pfd = self._resolve(path, os.O_PATH | (flags & (os.O_NOFOLLOW | os.O_DIRECTORY)))
         return self.open_fd(pfd, flags)
 
-    def _created(self, fd: int, flags: int):
-        """fd from an O_CREAT open, O_NONBLOCK in case a FIFO appeared since the look-up:
-        the new file itself (a creating open checks no permission on it)."""
+    def _open_creat(self, path: bytes, flags: int, mode: int):
+        """O_CREAT without O_EXCL: by path, for the kernel's checks on an existing file
+        (fs.protected_fifos and _regular), and O_NONBLOCK, so that a FIFO's writer with no
+        reader fails at once (ENXIO, after those checks) rather than waiting here."""
+        blocking = not flags & os.O_NONBLOCK
+        if blocking and flags & os.O_ACCMODE == os.O_RDONLY:
+            # Not even a moment's read end of a FIFO (the kernel's fs.protected_fifos
+            # check is skipped then; README).
+            try:
+                pfd = self._resolve(path, os.O_PATH | (flags & os.O_NOFOLLOW))
+            except OSError:
+                pass  # the open says what is wrong, or creates the file
+            else:
+                if stat.S_ISFIFO(os.fstat(pfd).st_mode):
+                    return self.open_fd(pfd, flags)
+                os.close(pfd)
+        try:
+            fd = self._resolve(path, flags | os.O_NONBLOCK, mode)
+        except OSError as e:
+            if not (e.errno == errno.ENXIO and blocking
+                    and flags & os.O_ACCMODE == os.O_WRONLY):
+                raise
+            pfd = self._resolve(path, os.O_PATH | (flags & os.O_NOFOLLOW))
+            if not stat.S_ISFIFO(os.fstat(pfd).st_mode):  # a socket, say
+                os.close(pfd)
+                raise
+            return self.open_fd(pfd, flags)
         try:
             st = os.fstat(fd)
-            if stat.S_ISFIFO(st.st_mode):
+            if (stat.S_ISFIFO(st.st_mode) and blocking
+                    and flags & os.O_ACCMODE == os.O_RDONLY):
+                # A FIFO made since the look-up: the reader waits in a thread. (This read
+                # end lived only for this request; a writer waiting meanwhile saw it.)
                 pfd = self._reopen(fd, os.O_PATH)
             else:
                 self._check_device(fd, st)
-                if not flags & os.O_NONBLOCK:
+                if blocking:
                     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL)
                                 & ~os.O_NONBLOCK)
                 return None, fd
@@ -180,6 +204,8 @@ class Gofer:
             st = os.fstat(pfd)
             if stat.S_ISLNK(st.st_mode):
                 raise OSError(errno.ELOOP, "a symbolic link (O_NOFOLLOW)")
+            if flags & os.O_CREAT and stat.S_ISDIR(st.st_mode):
+                raise OSError(errno.EISDIR, "O_CREAT on a directory")
             self._check_device(pfd, st)
             accmode = flags & os.O_ACCMODE
             if (stat.S_ISFIFO(st.st_mode) and not flags & os.O_NONBLOCK

@@ -81,14 +81,16 @@ int main(int argc, char **argv) {
     umask(0);
     if (mkfifo(path, strcmp(s, "perm") ? 0666 : 0640) < 0) { result("mkfifo", -1); return 1; }
     pid_t pid;
-    if (!strcmp(s, "reader-first") || !strcmp(s, "writer-first")) {
-        int reader_waits = s[0] == 'r';
+    if (!strncmp(s, "reader-first", 12) || !strncmp(s, "writer-first", 12)) {
+        /* "-creat": as a shell's < and > do, O_CREAT (and O_TRUNC for the writer). */
+        int reader_waits = s[0] == 'r', creat = strstr(s, "-creat") != NULL;
+        int rd = O_RDONLY | (creat ? O_CREAT : 0), wr = O_WRONLY | (creat ? O_CREAT | O_TRUNC : 0);
         if ((pid = child_after(300)) == 0) {
-            if (reader_waits) write_hi(open(path, O_WRONLY));
-            else { int fd = open(path, O_RDONLY); opened("child open", fd); read_all("read", fd); }
+            if (reader_waits) write_hi(open(path, wr, 0644));
+            else { int fd = open(path, rd, 0644); opened("child open", fd); read_all("read", fd); }
             _exit(0);
         }
-        int fd = open(path, reader_waits ? O_RDONLY : O_WRONLY);
+        int fd = open(path, reader_waits ? rd : wr, 0644);
         opened("open", fd);
         if (reader_waits) read_all("read", fd); else write_hi(fd);
         reap(pid);
@@ -115,6 +117,8 @@ int main(int argc, char **argv) {
         close(r);
         close(r2);
         result("truncate, no reader", truncate(path, 0));
+        opened("creat on a directory", open("/tmp", O_RDONLY | O_CREAT, 0600));
+        opened("rdonly|creat|nonblock", open(path, O_RDONLY | O_CREAT | O_NONBLOCK, 0600));
     } else if (!strcmp(s, "perm")) {
         /* Mode 0640, owner root: uid 1000 may neither end, whatever the flags; root may. */
         if ((pid = fork()) == 0) {

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-SCENARIOS = ["reader-first", "writer-first", "flags", "perm", "signal", "signal-restart",
-             "killed-reader", "killed-writer", "served"]
+SCENARIOS = ["reader-first", "writer-first", "reader-first-creat", "writer-first-creat",
+             "flags", "perm", "signal", "signal-restart", "killed-reader", "killed-writer",
+             "served"]
 
 
 @pytest.fixture(scope="session")
