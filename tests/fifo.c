@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -133,7 +134,11 @@ int main(int argc, char **argv) {
         reap(pid);
         if (chown(path, 0, 1000) < 0) result("chown", -1);
         if ((pid = child_after(300)) == 0) {
-            if (setgid(1000) < 0 || setuid(1000) < 0) { result("setuid", -1); _exit(1); }
+            /* In group 1000 only as a supplementary group. */
+            gid_t groups[] = {1000};
+            if (setgroups(1, groups) < 0 || setgid(2000) < 0 || setuid(1000) < 0) {
+                result("setuid", -1); _exit(1);
+            }
             int fd = open(path, O_RDONLY);  /* the group may read: waits for the writer */
             opened("group rdonly", fd);
             read_all("read", fd);
