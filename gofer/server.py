@@ -4,7 +4,9 @@ It runs in its own mount namespace whose root is the container tree (gofer.mount
 serves path operations for the sentry. Every path is resolved by the kernel with
 openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), so `..` and symlinks cannot leave the
 root. Operations run with the calling workload thread's fsuid, fsgid, groups and umask.
-It imports nothing of the sentry.
+One request at a time, except a FIFO open that must wait for the other end: that waits in
+a thread of its own and is answered later (protocol.py), so nothing the workload owns
+blocks the gofer. It imports nothing of the sentry.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ _PTY_SLAVE_MAJORS = range(136, 144)
 # repeat (O_NOFOLLOW would refuse the magic link itself).
 _LOOKUP_FLAGS = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_DIRECTORY
 _NR_SETGROUPS = 116
-_WAITER_STACK = 256 * 1024  # a waiting open's thread runs one os.open
+_WAITER_STACK = 256 * 1024  # a waiting open's thread runs one open() and one send
 
 
 class _Waiting:
