@@ -2,9 +2,13 @@
 
 One SOCK_SEQPACKET message per request and per reply: a dict in the stdlib's marshal
 format (paths, link targets and raw structs travel as bytes), with at most one file
-descriptor attached (SCM_RIGHTS). marshal rather than JSON: a round trip costs about
-1 µs instead of 13, and both ends are this project's own processes (marshal.loads does
-not execute what it decodes; a malformed message only fails the request).
+descriptor attached (SCM_RIGHTS). Each request carries an "id" that its reply repeats. A
+request marked "later" may be answered {"later": True} first and its result afterwards
+(a FIFO open waits in a gofer thread for the other end); meanwhile other replies go on,
+and {"op": "cancel", "id": N} ends the wait, with no answer to either. marshal rather
+than JSON: a round trip costs about 1 µs instead of 13, and both ends are this project's
+own processes (marshal.loads does not execute what it decodes; a malformed message only
+fails the request).
 """
 from __future__ import annotations
 

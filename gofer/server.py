@@ -4,7 +4,9 @@ It runs in its own mount namespace whose root is the container tree (gofer.mount
 serves path operations for the sentry. Every path is resolved by the kernel with
 openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), so `..` and symlinks cannot leave the
 root. Operations run with the calling workload thread's fsuid, fsgid, groups and umask.
-It imports nothing of the sentry.
+One request at a time, except a FIFO open that must wait for the other end: that waits in
+a thread of its own and is answered later (protocol.py), so nothing the workload owns
+blocks the gofer. It imports nothing of the sentry.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import signal
 import socket
 import stat
 import struct
+import threading
 
 from gofer import linux, mounts, protocol
 
@@ -26,9 +29,33 @@ _OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC 
                | os.O_NONBLOCK | os.O_DSYNC | os.O_SYNC | os.O_DIRECT | os.O_LARGEFILE
                | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NOATIME | os.O_CLOEXEC | os.O_PATH
                | os.O_TMPFILE | 0o20000)  # FASYNC
-_O_TMPFILE_BIT = os.O_TMPFILE & ~os.O_DIRECTORY  # O_TMPFILE includes O_DIRECTORY's bit
 _ALLOWED_DEVICES = set(mounts.STANDARD_DEVICES.values()) | {(5, 2)}  # + /dev/ptmx
 _PTY_SLAVE_MAJORS = range(136, 144)
+# What the O_PATH look-up took care of, and what a reopen through /proc/self/fd must not
+# repeat (O_NOFOLLOW would refuse the magic link itself).
+_LOOKUP_FLAGS = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_DIRECTORY
+_NR_SETGROUPS = 116
+_WAITER_STACK = 256 * 1024  # a waiting open's thread runs one open() and one send
+
+
+class _Waiting:
+    """An open that waits in a gofer thread for the FIFO's other end (as the calling
+    workload thread waits in Linux), answered later under the request's id."""
+    __slots__ = ("rid", "pfd", "flags", "thread", "finished", "cancelled")
+
+    def __init__(self, rid: int, pfd: int, flags: int) -> None:
+        self.rid, self.pfd, self.flags = rid, pfd, flags
+        self.thread: threading.Thread | None = None
+        self.finished = False  # its open returned: the thread must not be signalled
+        self.cancelled = False
+
+
+# The waiting threads' open: through libc, so that a signal ends it with EINTR (os.open
+# retries), and with no buffer shared between threads (linux.openat2 has one).
+_openat = ctypes.CDLL(None, use_errno=True).openat
+_openat.restype = ctypes.c_int
+_openat.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint)
+_CANCEL_SIGNAL = signal.SIGUSR1
 
 
 _UTIME_NOW = (1 << 30) - 1
@@ -41,16 +68,20 @@ def _pid_entry_depth(path: bytes | None) -> int:
 
 
 class Gofer:
-    def __init__(self, sock: socket.socket,
+    def __init__(self, sock: socket.socket, procfd: int,
                  synthetic: dict[str, tuple[int, str]] | None = None) -> None:
         self.sock = sock
         # Mount point -> writable clone of the synthetic mount, until the sentry takes it.
         self.synthetic = {dest: fd for dest, (fd, _) in (synthetic or {}).items()}
         self.proc_devs = {os.fstat(fd).st_dev for fd, mtype in (synthetic or {}).values()
                           if mtype == "proc"}
-        self.rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        self.creds: tuple | None = None
         self.passed: int | None = None  # the descriptor sent with the current request
+        self.rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.procfd = procfd  # the host's /proc, only to reopen the gofer's own descriptors
+        self.rid: int | None = None  # the current request's id, if it may be answered later
+        self.waiting: dict[int, _Waiting] = {}
+        self.lock = threading.Lock()  # self.waiting, shared with the waiting threads
+        self.creds: tuple | None = None
         _, self.permitted, self.inheritable = linux.capget()
         # The sentry's own requests (no workload thread behind them) run as full root.
         self.own_creds = (0, 0, [], 0o022, self.permitted)
@@ -69,6 +100,7 @@ class Gofer:
             # would ask for one that Linux's chmod("/") or stat("/") never needs).
             return fcntl.fcntl(self.rootfd, fcntl.F_DUPFD_CLOEXEC, 0)
         return linux.openat2(self.rootfd, rel or b".", flags | os.O_CLOEXEC, mode, _RESOLVE)
+
 
     def _parent(self, path: bytes) -> tuple[int, bytes]:
         """An O_PATH descriptor of path's parent directory and its last component."""
@@ -101,15 +133,17 @@ class Gofer:
         linux.capset(self.permitted, self.permitted, self.inheritable)
         _libc.setfsuid(0)
         _libc.setfsgid(0)
-        os.setgroups(list(groups))
+        # The raw syscall: glibc's setgroups changes every thread, and a waiting open's
+        # thread keeps the credentials of the request it serves.
+        linux.syscall(_NR_SETGROUPS, len(groups), (ctypes.c_uint * len(groups))(*groups))
         _libc.setfsgid(gid)
         _libc.setfsuid(uid)
         # After setfsuid, which drops or restores the filesystem capabilities by itself.
         linux.capset(caps & self.permitted, self.permitted, self.inheritable)
         self.creds = (uid, gid, groups, caps)
 
-    def _check_device(self, fd: int) -> None:
-        st = os.fstat(fd)
+    def _check_device(self, fd: int, st: os.stat_result | None = None) -> None:
+        st = st or os.fstat(fd)
         if stat.S_ISBLK(st.st_mode):
             raise OSError(errno.EPERM, "block devices are not available in the sandbox")
         if stat.S_ISCHR(st.st_mode):
@@ -121,30 +155,185 @@ class Gofer:
     def op_open(self, path: bytes, flags: int, mode: int, base: bytes | None = None,
                 resolve: int = 0):
         flags &= _OPEN_FLAGS
-        if not flags & (os.O_CREAT | _O_TMPFILE_BIT):  # the kernel's WILL_CREATE()
+        if not flags & (os.O_CREAT | os.O_TMPFILE):
             mode = 0
-        if base is not None:
-            # The caller's own openat2 restrictions, from its directory: beneath the
-            # gofer's root all the same ('..' and absolute links stop at the container
-            # root, this process's root), and never through a magic link.
-            dirfd = self._resolve(base, os.O_PATH | os.O_DIRECTORY)
-            try:
-                fd = linux.openat2(dirfd, path, flags | os.O_CLOEXEC, mode,
-                                   resolve | linux.RESOLVE_NO_MAGICLINKS)
-            finally:
-                os.close(dirfd)
-        elif resolve:
-            fd = linux.openat2(self.rootfd, path.lstrip(b"/") or b".", flags | os.O_CLOEXEC,
-                               mode, resolve | _RESOLVE)
-        else:
+        if resolve:
+            return self._open_resolve(path, flags, mode, base, resolve)
+        if flags & (os.O_PATH | os.O_TMPFILE) or flags & (os.O_CREAT | os.O_EXCL) == (
+                os.O_CREAT | os.O_EXCL):
+            # Opens no file's contents, or only one it creates: never a FIFO's end.
             fd = self._resolve(path, flags, mode)
+            try:
+                if not flags & os.O_PATH:
+                    self._check_device(fd)
+            except OSError:
+                os.close(fd)
+                raise
+            return None, fd
+        if flags & os.O_CREAT:
+            return self._open_creat(path, flags, mode)
+        # Look the file up first (O_PATH opens nothing) and decide on what fstat says it
+        # is (DESIGN.md): even a moment's read end of a FIFO would let a waiting writer in.
+        pfd = self._resolve(path, os.O_PATH | (flags & (os.O_NOFOLLOW | os.O_DIRECTORY)))
+        return self.open_fd(pfd, flags)
+
+    def _open_resolve(self, path: bytes, flags: int, mode: int, base: bytes | None,
+                      resolve: int):
+        """openat2 with the caller's RESOLVE_* restrictions: from its directory (base)
+        or the root, beneath the gofer's root all the same ('..' and absolute links stop
+        at the container root, this process's root), and never through a magic link.
+        The look-up is O_PATH, so a FIFO is opened as open_fd opens one."""
+        if base is not None:
+            dirfd, rel = self._resolve(base, os.O_PATH | os.O_DIRECTORY), path
+            resolve |= linux.RESOLVE_NO_MAGICLINKS
+        else:
+            dirfd, rel = os.dup(self.rootfd), path.lstrip(b"/") or b"."
+            resolve |= _RESOLVE
         try:
-            if not flags & os.O_PATH:
-                self._check_device(fd)
+            if flags & (os.O_CREAT | os.O_TMPFILE | os.O_PATH):
+                # Creates what it opens (an existing FIFO's reader does not wait: README).
+                fd = linux.openat2(dirfd, rel, flags | os.O_CLOEXEC | os.O_NONBLOCK, mode,
+                                   resolve)
+                if not flags & os.O_NONBLOCK and not flags & os.O_PATH:
+                    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL)
+                                & ~os.O_NONBLOCK)
+                return None, fd
+            pfd = linux.openat2(dirfd, rel, os.O_PATH | os.O_CLOEXEC
+                                | (flags & (os.O_NOFOLLOW | os.O_DIRECTORY)), 0, resolve)
+        finally:
+            os.close(dirfd)
+        return self.open_fd(pfd, flags)
+
+    def _open_creat(self, path: bytes, flags: int, mode: int):
+        """O_CREAT without O_EXCL: by path, for the kernel's checks on an existing file
+        (fs.protected_fifos and _regular), and O_NONBLOCK, so that a FIFO's writer with no
+        reader fails at once (ENXIO, after those checks) rather than waiting here."""
+        blocking = not flags & os.O_NONBLOCK
+        if blocking and flags & os.O_ACCMODE == os.O_RDONLY:
+            # Not even a moment's read end of a FIFO (the kernel's fs.protected_fifos
+            # check is skipped then; README).
+            try:
+                pfd = self._resolve(path, os.O_PATH | (flags & os.O_NOFOLLOW))
+            except OSError:
+                pass  # the open says what is wrong, or creates the file
+            else:
+                if stat.S_ISFIFO(os.fstat(pfd).st_mode):
+                    return self.open_fd(pfd, flags)
+                os.close(pfd)
+        try:
+            fd = self._resolve(path, flags | os.O_NONBLOCK, mode)
+        except OSError as e:
+            if not (e.errno == errno.ENXIO and blocking
+                    and flags & os.O_ACCMODE == os.O_WRONLY):
+                raise
+            pfd = self._resolve(path, os.O_PATH | (flags & os.O_NOFOLLOW))
+            if not stat.S_ISFIFO(os.fstat(pfd).st_mode):  # a socket, say
+                os.close(pfd)
+                raise
+            return self.open_fd(pfd, flags)
+        try:
+            st = os.fstat(fd)
+            if (stat.S_ISFIFO(st.st_mode) and blocking
+                    and flags & os.O_ACCMODE == os.O_RDONLY):
+                # A FIFO made since the look-up: the reader waits in a thread. (This read
+                # end lived only for this request; a writer waiting meanwhile saw it.)
+                pfd = self._reopen(fd, os.O_PATH)
+            else:
+                self._check_device(fd, st)
+                if blocking:
+                    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL)
+                                & ~os.O_NONBLOCK)
+                return None, fd
         except OSError:
             os.close(fd)
             raise
-        return None, fd
+        os.close(fd)
+        return self.open_fd(pfd, flags)
+
+    def _reopen(self, fd: int, flags: int) -> int:
+        """The file fd names, opened anew (Linux's /proc/self/fd/N), with flags."""
+        return os.open(f"self/fd/{fd}", (flags & ~_LOOKUP_FLAGS) | os.O_CLOEXEC,
+                       dir_fd=self.procfd)
+
+    def open_fd(self, pfd: int, flags: int):
+        """Open what pfd (an O_PATH descriptor, which this takes over) names, with flags.
+        A FIFO end that must wait for its peer waits in a thread; the answer comes later."""
+        keep = False
+        try:
+            st = os.fstat(pfd)
+            if stat.S_ISLNK(st.st_mode):
+                raise OSError(errno.ELOOP, "a symbolic link (O_NOFOLLOW)")
+            if flags & os.O_CREAT and stat.S_ISDIR(st.st_mode):
+                raise OSError(errno.EISDIR, "O_CREAT on a directory")
+            self._check_device(pfd, st)
+            accmode = flags & os.O_ACCMODE
+            if (stat.S_ISFIFO(st.st_mode) and not flags & os.O_NONBLOCK
+                    and accmode != os.O_RDWR):
+                if accmode == os.O_WRONLY:
+                    try:  # with a reader there already, a writer does not wait
+                        fd = self._reopen(pfd, flags | os.O_NONBLOCK)
+                    except OSError as e:
+                        if e.errno != errno.ENXIO:
+                            raise
+                    else:
+                        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL)
+                                    & ~os.O_NONBLOCK)
+                        return None, fd
+                if self.rid is None:
+                    raise OSError(errno.EAGAIN, "a FIFO open would wait, and cannot")
+                keep = True
+                return _Waiting(self.rid, pfd, flags), None
+            return None, self._reopen(pfd, flags)
+        finally:
+            if not keep:
+                os.close(pfd)
+
+    def _wait(self, w: _Waiting) -> None:
+        """A waiting open's thread: it has the request's credentials (a new thread takes
+        its creator's) and waits in the kernel as the workload thread would, until the
+        other end opens or a cancel's signal interrupts it."""
+        path = f"self/fd/{w.pfd}".encode()
+        flags = (w.flags & ~_LOOKUP_FLAGS) | os.O_CLOEXEC
+        while True:
+            fd = _openat(self.procfd, path, flags, 0)
+            err = ctypes.get_errno() if fd < 0 else 0
+            with self.lock:
+                if err != errno.EINTR or w.cancelled:
+                    w.finished = True
+                    del self.waiting[w.rid]
+                    os.close(w.pfd)
+                    break
+        if w.cancelled:
+            err = errno.EINTR
+            if fd >= 0:
+                os.close(fd)
+                fd = -1
+        try:
+            if fd < 0:
+                protocol.send(self.sock, {"id": w.rid, "errno": err or errno.EIO})
+            else:
+                protocol.send(self.sock, {"id": w.rid, "ok": None}, fd)
+        except OSError:
+            pass  # the sentry has gone: the gofer exits
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def _cancel(self, rid: object) -> None:
+        """The workload thread no longer waits (a signal, or its death): interrupt the
+        gofer thread's open. The sentry repeats this until the answer (EINTR) comes: a
+        signal that lands just before the thread enters open() is lost."""
+        with self.lock:
+            w = self.waiting.get(rid) if isinstance(rid, int) else None
+            if w is None or w.finished or w.thread is None or w.thread.ident is None:
+                return  # answered already, or not started yet
+            w.cancelled = True
+            signal.pthread_kill(w.thread.ident, _CANCEL_SIGNAL)
+
+    def op_synthetic_root(self, path: bytes):
+        """The writable clone of a synthetic mount, handed to the sentry once (the gofer
+        keeps no copy: it never writes there)."""
+        return None, self.synthetic.pop(os.fsdecode(path))
 
     def op_stat(self, path: bytes, follow: bool, statx_mask: int | None, sync: int):
         fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
@@ -203,11 +392,6 @@ class Gofer:
         finally:
             os.close(fd)
         return 0, None
-
-    def op_synthetic_root(self, path: bytes):
-        """The writable clone of a synthetic mount, handed to the sentry once (the gofer
-        keeps no copy: it never writes there)."""
-        return None, self.synthetic.pop(os.fsdecode(path))
 
     def _at_parent(self, path: bytes, fn):
         parent, name = self._parent(path)
@@ -294,11 +478,21 @@ class Gofer:
         return 0, None
 
     def op_truncate(self, path: bytes, length: int):
-        fd = self._resolve(path, os.O_WRONLY)
+        fd = self._resolve(path, os.O_PATH)
         try:
-            os.ftruncate(fd, length)
+            # truncate(2) checks the type first, and must never open a FIFO.
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise OSError(errno.EISDIR, "a directory")
+            if not stat.S_ISREG(mode):
+                raise OSError(errno.EINVAL, "not a regular file")
+            wfd = self._reopen(fd, os.O_WRONLY)
         finally:
             os.close(fd)
+        try:
+            os.ftruncate(wfd, length)
+        finally:
+            os.close(wfd)
         return 0, None
 
     # -- loop ------------------------------------------------------------------
@@ -401,21 +595,51 @@ class Gofer:
                     self.passed = None
 
     def _answer(self, req: dict) -> None:
+        rid = req.pop("id", None)
+        if req.get("op") == "cancel":
+            self._cancel(rid)
+            return  # no answer: the sentry forgot the request
+        self.rid = rid if req.pop("later", False) and isinstance(rid, int) else None
         try:
             result, fd = self._dispatch(req)
         except OSError as e:
-            protocol.send(self.sock, {"errno": e.errno or errno.EIO})
+            protocol.send(self.sock, {"id": rid, "errno": e.errno or errno.EIO})
             return
         except Exception:  # noqa: BLE001 - no request may end the gofer
             # A malformed request, or arguments the handler did not expect (an
             # OverflowError from a mode or size, a RecursionError...).
-            protocol.send(self.sock, {"errno": errno.EINVAL})
+            protocol.send(self.sock, {"id": rid, "errno": errno.EINVAL})
+            return
+        if isinstance(result, _Waiting):
+            self._start_waiting(result)
             return
         try:
-            protocol.send(self.sock, {"ok": result}, fd)
+            protocol.send(self.sock, {"id": rid, "ok": result}, fd)
         finally:
             if fd is not None:
                 os.close(fd)
+
+    def _start_waiting(self, w: _Waiting) -> None:
+        # "later" goes out before the thread can answer; the thread starts now, while
+        # this thread still has the request's credentials.
+        with self.lock:
+            if w.rid in self.waiting:  # a reused id: refuse it rather than confuse both
+                os.close(w.pfd)
+                protocol.send(self.sock, {"id": w.rid, "errno": errno.EINVAL})
+                return
+            self.waiting[w.rid] = w
+        protocol.send(self.sock, {"id": w.rid, "later": True})
+        thread = threading.Thread(target=self._wait, args=(w,), daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had: the open fails as on ENOMEM
+            with self.lock:
+                del self.waiting[w.rid]
+            os.close(w.pfd)
+            protocol.send(self.sock, {"id": w.rid, "errno": errno.ENOMEM})
+            return
+        with self.lock:
+            w.thread = thread
 
 
 def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict],
@@ -425,9 +649,16 @@ def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict]
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Interrupts a waiting open (no SA_RESTART: the open returns EINTR).
+    signal.signal(_CANCEL_SIGNAL, lambda _sig, _frame: None)
+    signal.siginterrupt(_CANCEL_SIGNAL, True)
     try:
+        # Before the container tree hides it: reopening the gofer's own descriptors
+        # (a FIFO's end, truncate's file) goes through /proc/self/fd.
+        procfd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        threading.stack_size(_WAITER_STACK)
         synthetic = mounts.build_tree(rootfs, readonly, mount_list, bundle)
-        gofer = Gofer(sock, synthetic)
+        gofer = Gofer(sock, procfd, synthetic)
     except mounts.MountError as e:
         os.write(ready_w, f"error:{e}".encode())
         os._exit(1)

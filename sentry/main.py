@@ -13,6 +13,7 @@ import select
 import signal
 import socket
 import sys
+import time
 
 from gofer import linux
 from gofer import server as gofer_server
@@ -30,6 +31,7 @@ STARTED_MARK = "started"
 _NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE,
                   signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
                   signal.SIGTRAP, signal.SIGSYS}
+_WAIT_CHECK = 0.05  # seconds between checks that waiting FIFO opens are still wanted
 _JOINED_NAMESPACES = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC,
                       "time": linux.CLONE_NEWTIME, "mnt": linux.CLONE_NEWNS}
 
@@ -284,7 +286,9 @@ class Sentry:
             if events & select.EPOLLIN:
                 platform.handle_one()
             elif events & (select.EPOLLHUP | select.EPOLLERR):
-                # Every process under this filter has exited.
+                # Every process under this filter has exited: their waits in the gofer
+                # end before the descriptor (and the ids it qualifies) goes.
+                self.gofer.check_waiting()
                 self._unwatch(notify_fd)
                 os.close(notify_fd)
 
@@ -307,21 +311,31 @@ class Sentry:
         result: list[int] = []
         self._watch(init_pidfd, lambda _e: result.append(
             exit_code(os.waitpid(self.init_pid, 0)[1])))
-        self._watch(self.gofer.sock.fileno(), lambda _e: result.append(self._gofer_died()))
+        gofer = self.gofer
+        # Readable: answers the gofer gives later (a FIFO open), or its end (GoferGone).
+        self._watch(gofer.sock.fileno(), lambda _e: gofer.readable())
         self._watch(self.control.fileno(), lambda _e: self._control())
         poll = self.epoll.poll
         handlers = self.handlers
+        checked = 0.0
         while not result:
-            for fd, events in poll():
-                handler = handlers.get(fd)
-                if handler is None:
-                    continue
-                try:
+            try:
+                # While requests wait in the gofer, look every _WAIT_CHECK whether their
+                # threads still wait: the kernel says nothing when a signal ends a wait.
+                for fd, events in poll(_WAIT_CHECK if gofer.waiting else -1):
+                    handler = handlers.get(fd)
+                    if handler is None:
+                        continue
                     handler(events)
-                except GoferGone:
-                    return self._gofer_died()
-                if result:
-                    break
+                    if result:
+                        break
+                if gofer.arrived:
+                    gofer.deliver()
+                if gofer.waiting and time.monotonic() - checked >= _WAIT_CHECK:
+                    gofer.check_waiting()
+                    checked = time.monotonic()
+            except GoferGone:
+                return self._gofer_died()
         return result[0]
 
     def _gofer_died(self) -> int:

@@ -2,7 +2,9 @@
 
 Handlers never know which platform runs them. They read arguments and workload memory,
 then answer exactly once: reply(value), fail(errno), install_fd(fd) or passthrough().
-An OSError raised by a handler is answered as fail(its errno).
+An OSError raised by a handler is answered as fail(its errno). A handler whose answer
+comes later (a FIFO open waiting in the gofer) calls defer() and hands the context to
+whoever answers, e.g. FdLater; valid() says whether the thread still waits.
 """
 from __future__ import annotations
 
@@ -45,12 +47,13 @@ class SyscallContext(abc.ABC):
     @abc.abstractmethod
     def write(self, addr: int, data: bytes) -> None: ...
 
-    @abc.abstractmethod
     def validate(self) -> None:
         """Raise TargetGone unless the trapped syscall still waits for its answer. Every
         value read about the caller (its memory, its /proc entries) is trusted only after
         a validate() that follows the read: the thread could have died and its TID been
         reused, or a sibling's execve could have taken over the thread group leader's."""
+        if not self.valid():
+            raise TargetGone()
 
     @abc.abstractmethod
     def reply(self, value: int) -> None: ...
@@ -66,6 +69,15 @@ class SyscallContext(abc.ABC):
     @abc.abstractmethod
     def passthrough(self) -> None:
         """Let the host kernel run the syscall as it is."""
+
+    @abc.abstractmethod
+    def valid(self) -> bool:
+        """True while the calling thread still waits for this answer (False once a signal
+        interrupted the syscall or the thread died)."""
+
+    def defer(self) -> None:
+        """Return from the handler without an answer: it comes later."""
+        self.answered = True
 
     def take_fd(self, fd: int) -> int:
         """The sentry's copy of the caller's descriptor fd (pidfd_getfd: the same open
@@ -129,3 +141,25 @@ class SyscallContext(abc.ABC):
             cached = _status_fields(raw)
             self._status = cached
         return cached
+
+
+class FdLater:
+    """A descriptor the gofer gives later (a FIFO open, once the other end is opened):
+    installed as the syscall's answer, unless the thread no longer waits."""
+    __slots__ = ("ctx", "cloexec")
+
+    def __init__(self, ctx: SyscallContext, cloexec: bool) -> None:
+        self.ctx, self.cloexec = ctx, cloexec
+
+    def wanted(self) -> bool:
+        return self.ctx.valid()
+
+    def done(self, fd: int | None, err: int) -> None:
+        ctx = self.ctx
+        try:
+            if fd is None:
+                ctx.fail(err)
+            else:
+                ctx.install_fd(fd, self.cloexec)  # ENOENT (no longer waiting) is answered
+        except OSError as e:
+            ctx.fail(e.errno or errno.EIO)  # (EMFILE) as a handler's OSError

@@ -10,7 +10,7 @@ import struct
 
 from gofer import linux
 from syscalls import argcheck
-from syscalls.context import SyscallContext, TargetGone
+from syscalls.context import FdLater, SyscallContext, TargetGone
 from syscalls.paths import (
     AT_EMPTY_PATH,
     AT_FDCWD,
@@ -181,15 +181,19 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
             # and O_NOFOLLOW on a symlink gives ELOOP instead of the link itself.
             flags = (flags & _O_PATH_KEEPS & ~os.O_PATH) | os.O_RDONLY | os.O_NONBLOCK
         gofer_flags, mode = flags & ~os.O_CLOEXEC, mode & 0o7777
+        # A FIFO's end waits in the gofer, and FdLater answers when it opens.
+        later = FdLater(ctx, bool(flags & os.O_CLOEXEC))
         if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) or (resolve and rel[:1] != b"/"):
             # Resolved from the directory itself, not from the container root, so that
             # RESOLVE_BENEATH / IN_ROOT / NO_XDEV / NO_SYMLINKS mean what they do on Linux.
             base = absolute(ctx, AT_FDCWD, joined(ctx, dirfd, b"."))
-            fd = ctx.kernel.gofer.open(rel, gofer_flags, mode, ctx.creds(), base=base,
-                                       resolve=resolve)
+            fd = ctx.kernel.gofer.open(rel, gofer_flags, mode, ctx.creds(), later,
+                                       base=base, resolve=resolve)
         else:
             fd = ctx.kernel.gofer.open(absolute(ctx, AT_FDCWD, path), gofer_flags, mode,
-                                       ctx.creds(), resolve=resolve)
+                                       ctx.creds(), later, resolve=resolve)
+        if fd is None:
+            return ctx.defer()
         if ctx.kernel.procfs is not None:
             fd = ctx.kernel.procfs.content(fd)  # a /proc or /sys file: its content now
     try:

@@ -205,11 +205,12 @@ class SeccompContext(SyscallContext):
         self.answered = False
         self._status = None
 
-    def validate(self) -> None:
+    def valid(self) -> bool:
         try:
             fcntl.ioctl(self.notify_fd, NOTIF_ID_VALID, struct.pack("Q", self.id))
         except OSError:
-            raise TargetGone() from None
+            return False
+        return True
 
     def read(self, addr: int, size: int) -> bytes:
         try:
