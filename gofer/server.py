@@ -29,6 +29,7 @@ _OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC 
                | os.O_NONBLOCK | os.O_DSYNC | os.O_SYNC | os.O_DIRECT | os.O_LARGEFILE
                | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NOATIME | os.O_CLOEXEC | os.O_PATH
                | os.O_TMPFILE | 0o20000)  # FASYNC
+_O_TMPFILE_BIT = os.O_TMPFILE & ~os.O_DIRECTORY  # O_TMPFILE includes O_DIRECTORY's bit
 _ALLOWED_DEVICES = set(mounts.STANDARD_DEVICES.values()) | {(5, 2)}  # + /dev/ptmx
 _PTY_SLAVE_MAJORS = range(136, 144)
 # What the O_PATH look-up took care of, and what a reopen through /proc/self/fd must not
@@ -155,11 +156,11 @@ class Gofer:
     def op_open(self, path: bytes, flags: int, mode: int, base: bytes | None = None,
                 resolve: int = 0):
         flags &= _OPEN_FLAGS
-        if not flags & (os.O_CREAT | os.O_TMPFILE):
+        if not flags & (os.O_CREAT | _O_TMPFILE_BIT):  # the kernel's WILL_CREATE()
             mode = 0
         if resolve:
             return self._open_resolve(path, flags, mode, base, resolve)
-        if flags & (os.O_PATH | os.O_TMPFILE) or flags & (os.O_CREAT | os.O_EXCL) == (
+        if flags & (os.O_PATH | _O_TMPFILE_BIT) or flags & (os.O_CREAT | os.O_EXCL) == (
                 os.O_CREAT | os.O_EXCL):
             # Opens no file's contents, or only one it creates: never a FIFO's end.
             fd = self._resolve(path, flags, mode)
@@ -190,7 +191,7 @@ class Gofer:
             dirfd, rel = os.dup(self.rootfd), path.lstrip(b"/") or b"."
             resolve |= _RESOLVE
         try:
-            if flags & (os.O_CREAT | os.O_TMPFILE | os.O_PATH):
+            if flags & (os.O_CREAT | _O_TMPFILE_BIT | os.O_PATH):
                 # Creates what it opens (an existing FIFO's reader does not wait: README).
                 fd = linux.openat2(dirfd, rel, flags | os.O_CLOEXEC | os.O_NONBLOCK, mode,
                                    resolve)
@@ -405,7 +406,8 @@ class Gofer:
         return 0, None
 
     def op_mknod(self, path: bytes, mode: int, dev: int):
-        if stat.S_IFMT(mode) in (stat.S_IFCHR, stat.S_IFBLK):
+        whiteout = stat.S_ISCHR(mode) and dev == 0  # Linux needs no CAP_MKNOD for it
+        if stat.S_IFMT(mode) in (stat.S_IFCHR, stat.S_IFBLK) and not whiteout:
             self._at_parent(path, self._refuse_device)
         self._at_parent(path, lambda d, n: os.mknod(n, mode, dev, dir_fd=d))
         return 0, None

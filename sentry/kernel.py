@@ -2,6 +2,7 @@
 and the services syscall handlers use (gofer, procfs)."""
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from sentry.cgroup import Cgroup, parse_cpu_list
 # What gVisor reports (DESIGN.md): the workload never learns the host kernel.
 RELEASE = "4.4.0"
 VERSION = "#1 SMP Sun Jan 10 15:06:54 PST 2016"
+_FIRST_MINOR = 0x40  # sandbox device numbers: 0:64, 0:65, ...
 
 
 def _host_meminfo() -> dict[str, int]:
@@ -38,6 +40,18 @@ class Kernel:
     boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     # Seconds the sandbox's time namespace takes off CLOCK_BOOTTIME (and MONOTONIC).
     boot_offset: int = 0
+
+    devices: dict[int, int] = field(default_factory=dict)  # host st_dev -> sandbox's
+
+    # -- devices -------------------------------------------------------------------
+    def sandbox_dev(self, host_dev: int) -> int:
+        """The device number the sandbox shows for a host filesystem's: anonymous
+        (major 0), numbered in the order the sandbox first sees them, the same wherever
+        it appears (stat, statx, mountinfo, maps)."""
+        dev = self.devices.get(host_dev)
+        if dev is None:
+            dev = self.devices[host_dev] = os.makedev(0, _FIRST_MINOR + len(self.devices))
+        return dev
 
     # -- memory ------------------------------------------------------------------
     def memory(self) -> dict[str, int]:

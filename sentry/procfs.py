@@ -254,6 +254,19 @@ class ProcFS:
             out.append(key + sep + value)
         return ("\n".join(out) + "\n").encode()
 
+    def _maps(self, raw: bytes) -> bytes:
+        """A process's mappings with the sandbox's device numbers (file mappings only:
+        00:00 is no file)."""
+        out = []
+        for line in raw.split(b"\n"):
+            fields = line.split(b" ", 4)
+            if len(fields) > 3 and fields[3] != b"00:00":
+                major, _, minor = fields[3].partition(b":")
+                dev = self.kernel.sandbox_dev(os.makedev(int(major, 16), int(minor, 16)))
+                fields[3] = b"%02x:%02x" % (os.major(dev), os.minor(dev))
+            out.append(b" ".join(fields))
+        return b"\n".join(out)
+
     def _fdinfo(self, raw: bytes) -> bytes:
         """A descriptor's fdinfo with the host PIDs a pidfd shows translated."""
         out = []
@@ -280,6 +293,9 @@ class ProcFS:
                 fstype, source = fields[sep + 1], fields[sep + 2]
                 is_root = fields[4] == "/"
                 fields[3] = "/"
+                major, _, minor = fields[2].partition(":")
+                dev = self.kernel.sandbox_dev(os.makedev(int(major), int(minor)))
+                fields[2] = f"{os.major(dev)}:{os.minor(dev)}"
             else:
                 source, fstype = fields[0], fields[2]
                 is_root = fields[1] == "/"
@@ -304,6 +320,8 @@ class ProcFS:
                 return self._stat(raw)
             if name == "status":
                 return self._status(raw)
+            if name == "maps":
+                return self._maps(raw)
             return raw
         return render
 

@@ -55,8 +55,15 @@ def _statx(ctx: SyscallContext) -> None:
         raise _einval("both statx sync types")
     if mask & STATX__RESERVED:
         raise _einval("reserved statx mask bit")
-    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE):
-        raise _einval("unknown flags")
+    if not flags & AT_EMPTY_PATH and not statx_flags_valid(flags):
+        raise _einval("unknown flags")  # (with AT_EMPTY_PATH: in the handler, see below)
+
+
+def statx_flags_valid(flags: int) -> bool:
+    """statx's flags, as Linux checks them for a path (a descriptor alone, AT_EMPTY_PATH
+    with an empty path, takes any bits: do_statx_fd() does not look)."""
+    return not flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH
+                         | AT_STATX_SYNC_TYPE)
 
 
 def _renameat2(ctx: SyscallContext) -> None:

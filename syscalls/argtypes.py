@@ -12,7 +12,7 @@ from __future__ import annotations
 # "u": unsigned int, uid_t, gid_t, dev (u32), "m": umode_t (u16).
 ARG_TYPES: dict[str, str] = {
     "open": "pim", "openat": "ipim", "openat2": "ippl", "creat": "pm",
-    "stat": "pp", "lstat": "pp", "newfstatat": "ippi", "statx": "ipuup",
+    "stat": "pp", "lstat": "pp", "fstat": "ip", "newfstatat": "ippi", "statx": "ipuup",
     "access": "pi", "faccessat": "ipi", "faccessat2": "ipii",
     "readlink": "ppi", "readlinkat": "ippi",
     "chdir": "p", "fchdir": "u",

@@ -36,10 +36,15 @@ def _gofer(ctx: SyscallContext, op: str, **args) -> tuple:
 
 
 def _object(ctx: SyscallContext, dirfd: int, addr: int, flags: int) -> bytes | int:
-    """What an *at() call names, its path read once: the container path, or with
-    AT_EMPTY_PATH and an empty path the caller's descriptor number (dirfd itself)."""
+    """What an *at() call names, its path read once: the container path, or a descriptor
+    number of the caller's: dirfd itself (AT_EMPTY_PATH and an empty path), or the one a
+    followed magic link names (/dev/stdin, /dev/fd/N, /proc/self/fd/N), as on Linux."""
     path = b"" if addr == 0 and flags & AT_EMPTY_PATH else read_path(ctx, addr)
     if path or not flags & AT_EMPTY_PATH:
+        if not flags & AT_SYMLINK_NOFOLLOW:
+            link = fd_link(joined(ctx, dirfd, path))
+            if link is not None and link[0] == b"self":
+                return link[1]
         return absolute(ctx, dirfd, path)
     if as_int(dirfd) == AT_FDCWD:
         return absolute(ctx, AT_FDCWD, b".")
@@ -147,8 +152,11 @@ def _check_open_flags(flags: int) -> None:
     """The kernel's build_open_flags() refusals, which come before any path lookup."""
     if flags & os.O_CREAT and flags & os.O_DIRECTORY:
         raise OSError(errno.EINVAL, "O_CREAT with O_DIRECTORY")
-    if flags & os.O_TMPFILE == os.O_TMPFILE and flags & os.O_ACCMODE == os.O_RDONLY:
-        raise OSError(errno.EINVAL, "O_TMPFILE needs write access")
+    if flags & (os.O_TMPFILE & ~os.O_DIRECTORY):  # O_TMPFILE's own bit
+        if flags & (os.O_TMPFILE | os.O_CREAT) != os.O_TMPFILE:
+            raise OSError(errno.EINVAL, "O_TMPFILE with O_CREAT or without O_DIRECTORY")
+        if flags & os.O_ACCMODE == os.O_RDONLY:
+            raise OSError(errno.EINVAL, "O_TMPFILE needs write access")
 
 
 def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
@@ -247,12 +255,33 @@ def openat2(ctx: SyscallContext) -> None:
 _STATX_SYNC = 0x6000
 
 
+_STATX_DEV = struct.Struct("II")  # stx_dev_major, stx_dev_minor
+_STATX_DEV_OFFSET = 0x88
+
+
 def _stat_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
                  statx_mask: int | None) -> bytes:
-    """The raw struct stat/statx of what the call names. A descriptor of the caller's
-    (AT_EMPTY_PATH) is stat'ed on the sentry's own copy: fstat needs no permission."""
+    """The raw struct stat/statx of what the call names, its device number the sandbox's
+    own (the host's would say which disk and filesystem the container lives on)."""
+    raw = bytearray(_host_stat(ctx, dirfd, addr, flags, statx_mask))
+    if statx_mask is None:
+        host = struct.unpack_from("Q", raw)[0]
+        struct.pack_into("Q", raw, 0, ctx.kernel.sandbox_dev(host))
+    else:
+        major, minor = _STATX_DEV.unpack_from(raw, _STATX_DEV_OFFSET)
+        dev = ctx.kernel.sandbox_dev(os.makedev(major, minor))
+        _STATX_DEV.pack_into(raw, _STATX_DEV_OFFSET, os.major(dev), os.minor(dev))
+    return bytes(raw)
+
+
+def _host_stat(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
+               statx_mask: int | None) -> bytes:
+    """As the host kernel fills it. A descriptor of the caller's (AT_EMPTY_PATH) is
+    stat'ed on the sentry's own copy: fstat needs no permission."""
     target = _object(ctx, dirfd, addr, flags)
     if isinstance(target, bytes):
+        if statx_mask is not None and not argcheck.statx_flags_valid(flags):
+            raise OSError(errno.EINVAL, "unknown flags")
         raw, _ = ctx.kernel.gofer.call("stat", ctx.creds(), path=target,
                                        follow=not flags & AT_SYMLINK_NOFOLLOW,
                                        statx_mask=statx_mask, sync=flags & _STATX_SYNC)
@@ -274,6 +303,12 @@ def _stat_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
 def _stat(ctx: SyscallContext, dirfd: int, addr: int, buf: int, flags: int) -> None:
     ctx.write(buf, _stat_object(ctx, dirfd, addr, flags, None))
     ctx.reply(0)
+
+
+def fstat(ctx: SyscallContext) -> None:
+    if as_int(ctx.args[0]) < 0:
+        raise OSError(errno.EBADF, "bad file descriptor")
+    _stat(ctx, ctx.args[0], 0, ctx.args[1], AT_EMPTY_PATH)
 
 
 def stat(ctx: SyscallContext) -> None:
@@ -373,7 +408,11 @@ def _mknod(ctx: SyscallContext, dirfd: int, addr: int, mode: int, dev: int) -> N
     mode &= 0xFFFFFFFF
     if stat_mod.S_IFMT(mode) == 0:
         mode |= stat_mod.S_IFREG
-    _gofer(ctx, "mknod", path=at(ctx, dirfd, addr), mode=mode, dev=0)
+    # Only a device's number matters, and only 0:0 (an overlay whiteout, which Linux lets
+    # anyone make) can be made in the sandbox; the number of anything else is ignored.
+    is_device = stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode)
+    _gofer(ctx, "mknod", path=at(ctx, dirfd, addr), mode=mode,
+           dev=(dev & 0xFFFFFFFF) if is_device else 0)
     ctx.reply(0)
 
 
@@ -564,5 +603,5 @@ def truncate(ctx: SyscallContext) -> None:
     length = ctx.args[1] - (1 << 64) if ctx.args[1] >> 63 else ctx.args[1]
     if length < 0:
         raise OSError(errno.EINVAL, "negative length")
-    _gofer(ctx, "truncate", path=at(ctx, AT_FDCWD, ctx.args[0]), length=length)
+    _on_object(ctx, AT_FDCWD, ctx.args[0], 0, "truncate", length=length)
     ctx.reply(0)

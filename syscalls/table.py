@@ -73,7 +73,7 @@ CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_NICE = 21, 19, 23
 # fchdir acts on a descriptor the sandbox holds; execve and chdir are resolved natively too
 # (see sys_process.py: the sentry only points /proc/self at the caller first).
 PASSTHROUGH = """
-read write close fstat poll lseek mmap mprotect munmap brk rt_sigaction rt_sigprocmask
+read write close poll lseek mmap mprotect munmap brk rt_sigaction rt_sigprocmask
 rt_sigreturn ioctl pread64 pwrite64 readv writev pipe select sched_yield mremap msync mincore
 madvise shmget shmat shmctl dup dup2 pause nanosleep getitimer alarm setitimer getpid sendfile
 socket connect accept sendto recvfrom sendmsg recvmsg shutdown bind listen getsockname
@@ -110,6 +110,7 @@ EMULATE: dict[str, Callable] = {
     "open": sys_file.open_, "openat": sys_file.openat, "openat2": sys_file.openat2,
     "creat": sys_file.creat,
     "stat": sys_file.stat, "lstat": sys_file.lstat, "newfstatat": sys_file.newfstatat,
+    "fstat": sys_file.fstat,  # emulated for the device number (glibc's fstat is newfstatat)
     "statx": sys_file.statx,
     "access": sys_file.access, "faccessat": sys_file.faccessat,
     "faccessat2": sys_file.faccessat2,

@@ -88,8 +88,24 @@ def interp_bin(tmp_path_factory) -> Path:
     return out
 
 
+def _global_proc_modes(tmp: Path) -> dict[str, tuple[int, int, int]]:
+    """Mode and owner of each /proc entry that is not a process's, as a new procfs
+    instance shows them: a change there (Linux lets root in runc's container chmod them)
+    reaches every procfs, the host's included."""
+    point = tmp / "proc"
+    point.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "proc", "proc", str(point)], check=True)
+    try:
+        return {e.name: (e.stat(follow_symlinks=False).st_mode,
+                         e.stat(follow_symlinks=False).st_uid,
+                         e.stat(follow_symlinks=False).st_gid)
+                for e in os.scandir(point) if not e.name.isdigit()}
+    finally:
+        subprocess.run(["umount", str(point)], check=True)
+
+
 @pytest.fixture(scope="module")
-def interpreters(tmp_path_factory, rootfs_template, interp_bin):
+def interpreters(tmp_path_factory, rootfs_template, interp_bin, host_procfs_unchanged):
     """(runsc-py's, runc's): the same bundle, a writable copy each."""
     if not shutil.which("runc"):
         pytest.fail("runc is not installed (the test set-up installs it from Debian)")
@@ -113,6 +129,16 @@ def interpreters(tmp_path_factory, rootfs_template, interp_bin):
     yield started
     for interp in started:
         interp.close()
+
+
+@pytest.fixture(scope="module")
+def host_procfs_unchanged(tmp_path_factory):
+    """The fuzzer must never change the host: fail if a run under runc did."""
+    tmp = tmp_path_factory.mktemp("procfs")
+    before = _global_proc_modes(tmp)
+    yield
+    changed = {k: v for k, v in _global_proc_modes(tmp).items() if before.get(k, v) != v}
+    assert not changed, f"the host's procfs entries changed: {changed}"
 
 
 # -- the strategies: a tiny namespace, so that operations collide -----------------------
