@@ -55,13 +55,23 @@ def _statx(ctx: SyscallContext) -> None:
         raise _einval("both statx sync types")
     if mask & STATX__RESERVED:
         raise _einval("reserved statx mask bit")
-    if not flags & AT_EMPTY_PATH and not statx_flags_valid(flags):
-        raise _einval("unknown flags")  # (with AT_EMPTY_PATH: in the handler, see below)
+    if (not flags & AT_EMPTY_PATH or ctx.args[0] < 0) and not stat_flags_valid(flags):
+        # (With AT_EMPTY_PATH and a descriptor: in the handler, once the path is copied.)
+        raise _einval("unknown flags")
 
 
-def statx_flags_valid(flags: int) -> bool:
-    """statx's flags, as Linux checks them for a path (a descriptor alone, AT_EMPTY_PATH
-    with an empty path, takes any bits: do_statx_fd() does not look)."""
+def _newfstatat(ctx: SyscallContext) -> None:
+    """As statx: the flags are checked before the path unless a descriptor may be all
+    the call names (then in the handler, see stat_flags_valid)."""
+    flags = ctx.args[3]
+    if (not flags & AT_EMPTY_PATH or ctx.args[0] < 0) and not stat_flags_valid(flags):
+        raise _einval("unknown flags")
+
+
+def stat_flags_valid(flags: int) -> bool:
+    """statx's and newfstatat's flags, as Linux checks them for a path (a descriptor
+    alone, AT_EMPTY_PATH with an empty path and dirfd >= 0, takes any bits: the
+    kernel's fd-only paths, do_statx_fd() and vfs_fstat(), do not look)."""
     return not flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH
                          | AT_STATX_SYNC_TYPE)
 
@@ -86,8 +96,9 @@ def _mknod(index: int) -> Callable[[SyscallContext], None]:
     return check
 
 
+_O_LARGEFILE = 0o100000  # the kernel's (glibc's os.O_LARGEFILE is 0 on 64-bit)
 _VALID_OPEN = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND
-               | os.O_NONBLOCK | os.O_DSYNC | os.O_SYNC | 0o20000 | os.O_DIRECT | os.O_LARGEFILE
+               | os.O_NONBLOCK | os.O_DSYNC | os.O_SYNC | 0o20000 | os.O_DIRECT | _O_LARGEFILE
                | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NOATIME | os.O_CLOEXEC | os.O_PATH
                | os.O_TMPFILE)
 _O_PATH_FLAGS = os.O_DIRECTORY | os.O_NOFOLLOW | os.O_PATH | os.O_CLOEXEC
@@ -165,8 +176,7 @@ def _truncate(ctx: SyscallContext) -> None:
 CHECKS: dict[str, Callable[[SyscallContext], None]] = {
     "access": _access_mode(1), "faccessat": _access_mode(2),
     "faccessat2": _access_mode(2, 3),
-    "newfstatat": _flags(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH
-                         | AT_STATX_SYNC_TYPE, 3),
+    "newfstatat": _newfstatat,
     "statx": _statx,  # openat2: its handler checks the open_how it reads (one read)
     "readlink": _readlink(2), "readlinkat": _readlink(3),
     "unlinkat": _flags(AT_REMOVEDIR, 2),

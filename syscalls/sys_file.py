@@ -35,11 +35,13 @@ def _gofer(ctx: SyscallContext, op: str, **args) -> tuple:
     return ctx.kernel.gofer.call(op, ctx.creds(), **args)
 
 
-def _object(ctx: SyscallContext, dirfd: int, addr: int, flags: int) -> bytes | int:
+def _object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
+            path: bytes | None = None) -> bytes | int:
     """What an *at() call names, its path read once: the container path, or a descriptor
     number of the caller's: dirfd itself (AT_EMPTY_PATH and an empty path), or the one a
     followed magic link names (/dev/stdin, /dev/fd/N, /proc/self/fd/N), as on Linux."""
-    path = b"" if addr == 0 and flags & AT_EMPTY_PATH else read_path(ctx, addr)
+    if path is None:  # (or the caller read it already)
+        path = _read_object_path(ctx, addr, flags)
     if path or not flags & AT_EMPTY_PATH:
         if not flags & AT_SYMLINK_NOFOLLOW:
             link = fd_link(joined(ctx, dirfd, path))
@@ -49,6 +51,10 @@ def _object(ctx: SyscallContext, dirfd: int, addr: int, flags: int) -> bytes | i
     if as_int(dirfd) == AT_FDCWD:
         return absolute(ctx, AT_FDCWD, b".")
     return as_int(dirfd)
+
+
+def _read_object_path(ctx: SyscallContext, addr: int, flags: int) -> bytes:
+    return b"" if addr == 0 and flags & AT_EMPTY_PATH else read_path(ctx, addr)
 
 
 def _on_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int, op: str,
@@ -169,6 +175,10 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
     if resolve & RESOLVE_IN_ROOT and rel[:1] == b"/":
         path = joined(ctx, dirfd, rel.lstrip(b"/") or b".")  # "/" is the directory itself
     link = fd_link(path)
+    if resolve & RESOLVE_NO_SYMLINKS and _through_proc_self(path):
+        start = joined(ctx, dirfd, b".") if rel[:1] != b"/" else b"/"
+        crosses = resolve & RESOLVE_NO_XDEV and not (start + b"/").startswith(b"/proc/")
+        raise OSError(errno.EXDEV if crosses else errno.ELOOP, "/proc/self is a link")
     if resolve and link is not None:
         # The kernel refuses magic links under any of these restrictions, unless the walk
         # has already left its mount on the way into /proc.
@@ -208,6 +218,13 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
         ctx.install_fd(fd, bool(flags & os.O_CLOEXEC))
     finally:
         os.close(fd)
+
+
+def _through_proc_self(path: bytes) -> bool:
+    """Whether path walks through the /proc/self or /proc/thread-self link (made
+    concrete for the caller before the gofer sees the path)."""
+    parts = posixpath.normpath(path).split(b"/")
+    return len(parts) > 2 and parts[1] == b"proc" and parts[2] in (b"self", b"thread-self")
 
 
 def _lenient(flags: int) -> int:
@@ -260,10 +277,10 @@ _STATX_DEV_OFFSET = 0x88
 
 
 def _stat_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
-                 statx_mask: int | None) -> bytes:
+                 statx_mask: int | None, path: bytes | None = None) -> bytes:
     """The raw struct stat/statx of what the call names, its device number the sandbox's
     own (the host's would say which disk and filesystem the container lives on)."""
-    raw = bytearray(_host_stat(ctx, dirfd, addr, flags, statx_mask))
+    raw = bytearray(_host_stat(ctx, dirfd, addr, flags, statx_mask, path))
     if statx_mask is None:
         host = struct.unpack_from("Q", raw)[0]
         struct.pack_into("Q", raw, 0, ctx.kernel.sandbox_dev(host))
@@ -275,13 +292,11 @@ def _stat_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
 
 
 def _host_stat(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
-               statx_mask: int | None) -> bytes:
+               statx_mask: int | None, path: bytes | None) -> bytes:
     """As the host kernel fills it. A descriptor of the caller's (AT_EMPTY_PATH) is
     stat'ed on the sentry's own copy: fstat needs no permission."""
-    target = _object(ctx, dirfd, addr, flags)
+    target = _object(ctx, dirfd, addr, flags, path)
     if isinstance(target, bytes):
-        if statx_mask is not None and not argcheck.statx_flags_valid(flags):
-            raise OSError(errno.EINVAL, "unknown flags")
         raw, _ = ctx.kernel.gofer.call("stat", ctx.creds(), path=target,
                                        follow=not flags & AT_SYMLINK_NOFOLLOW,
                                        statx_mask=statx_mask, sync=flags & _STATX_SYNC)
@@ -300,8 +315,24 @@ def _host_stat(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
         os.close(fd)
 
 
-def _stat(ctx: SyscallContext, dirfd: int, addr: int, buf: int, flags: int) -> None:
-    ctx.write(buf, _stat_object(ctx, dirfd, addr, flags, None))
+def _names_nothing(ctx: SyscallContext, addr: int) -> bool:
+    """A NULL or empty path (an unreadable one counts as a name, as in Linux's
+    getname_maybe_null())."""
+    try:
+        return addr == 0 or ctx.read(addr, 1) == b"\0"
+    except OSError as e:
+        if e.errno == errno.EFAULT:
+            return False
+        raise
+
+
+def _stat(ctx: SyscallContext, dirfd: int, addr: int, buf: int, flags: int,
+          statx_mask: int | None = None) -> None:
+    if not argcheck.stat_flags_valid(flags) and not _names_nothing(ctx, addr):
+        # Unknown flags matter unless the descriptor alone is named (the pre-check let
+        # that case through): Linux looks at the path's first byte only, then refuses.
+        raise OSError(errno.EINVAL, "unknown flags")
+    ctx.write(buf, _stat_object(ctx, dirfd, addr, flags, statx_mask))
     ctx.reply(0)
 
 
@@ -325,8 +356,7 @@ def newfstatat(ctx: SyscallContext) -> None:
 
 def statx(ctx: SyscallContext) -> None:
     dirfd, addr, flags, mask, buf = ctx.args[:5]
-    ctx.write(buf, _stat_object(ctx, dirfd, addr, flags, mask & 0xFFFFFFFF))
-    ctx.reply(0)
+    _stat(ctx, dirfd, addr, buf, flags, mask & 0xFFFFFFFF)
 
 
 def statfs(ctx: SyscallContext) -> None:
@@ -481,11 +511,22 @@ def _link(ctx: SyscallContext, olddir: int, old: int, newdir: int, new: int,
           flags: int) -> None:
     if flags & ~(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH):
         raise OSError(errno.EINVAL, "bad flags")
-    old_path = at(ctx, olddir, old)
+    follow = bool(flags & AT_SYMLINK_FOLLOW)
+    # The old name as an *at() object: with AT_EMPTY_PATH and "", the descriptor itself.
+    target = _object(ctx, olddir, old,
+                     (flags & AT_EMPTY_PATH) | (0 if follow else AT_SYMLINK_NOFOLLOW))
+    if isinstance(target, int):
+        fd = ctx.take_fd(target)
+        try:
+            new_path = at(ctx, newdir, new)
+            ctx.kernel.gofer.call("link", ctx.creds(), fd=fd, old=None, new=new_path,
+                                  follow=follow)
+        finally:
+            os.close(fd)
+        return ctx.reply(0)
     new_path = _second_path(ctx, newdir, new, lambda: _gofer(
-        ctx, "stat", path=old_path, follow=bool(flags & AT_SYMLINK_FOLLOW), statx_mask=None,
-        sync=0))
-    _gofer(ctx, "link", old=old_path, new=new_path, follow=bool(flags & AT_SYMLINK_FOLLOW))
+        ctx, "stat", path=target, follow=follow, statx_mask=None, sync=0))
+    _gofer(ctx, "link", old=target, new=new_path, follow=follow)
     ctx.reply(0)
 
 
@@ -588,7 +629,11 @@ def utimes(ctx: SyscallContext) -> None:
 
 
 def futimesat(ctx: SyscallContext) -> None:
-    _utimens(ctx, ctx.args[0], ctx.args[1], _timevals(ctx, ctx.args[2]), 0)
+    dirfd, addr = ctx.args[0], ctx.args[1]
+    if addr == 0 and as_int(dirfd) == AT_FDCWD:
+        raise OSError(errno.EFAULT, "bad address")
+    # A NULL path names the descriptor itself, as utimensat's does.
+    _utimens(ctx, dirfd, addr, _timevals(ctx, ctx.args[2]), AT_EMPTY_PATH if addr == 0 else 0)
 
 
 def utime(ctx: SyscallContext) -> None:
