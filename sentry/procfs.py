@@ -537,6 +537,9 @@ class ProcFS:
             self.proc.file(self.dirfd, name, f"/proc/{name}",
                            lambda render=render: render().encode())
         self.proc.link(self.dirfd, "mounts", "self/mounts")
+        # Listed as on Linux; pointed at a caller whenever one is the object or walks them.
+        self.proc.link(self.dirfd, "self", "1")
+        self.proc.link(self.dirfd, "thread-self", "1/task/1")
         sysctl = {
             "kernel": {"hostname": lambda: k.hostname, "domainname": lambda: k.domainname,
                        "osrelease": lambda: k.release, "ostype": lambda: k.sysname,
