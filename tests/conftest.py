@@ -31,12 +31,17 @@ def _require_root():
         pytest.exit("the tests run real sandboxes and need root", returncode=2)
 
 
-@pytest.fixture(scope="session")
-def probe_bin(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("probe") / "probe"
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(REPO / "tests" / "probe.c")],
+def build_static(tmp_path_factory, source: Path, *flags: str) -> Path:
+    """A test program (C source under tests/), built static so that it runs in any rootfs."""
+    out = tmp_path_factory.mktemp(source.stem) / source.stem
+    subprocess.run(["gcc", "-static", "-O2", "-Wall", *flags, "-o", str(out), str(source)],
                    check=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def probe_bin(tmp_path_factory) -> Path:
+    return build_static(tmp_path_factory, REPO / "tests" / "probe.c")
 
 
 @pytest.fixture(scope="session")

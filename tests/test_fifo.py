@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, build_static
 
 SCENARIOS = ["reader-first", "writer-first", "reader-first-creat", "writer-first-creat",
              "flags", "perm", "signal", "signal-restart", "killed-reader", "killed-writer",
@@ -20,10 +19,7 @@ SCENARIOS = ["reader-first", "writer-first", "reader-first-creat", "writer-first
 
 @pytest.fixture(scope="session")
 def fifo_bin(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("fifo") / "fifo"
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(REPO / "tests" / "fifo.c"),
-                    "-lpthread"], check=True)
-    return out
+    return build_static(tmp_path_factory, REPO / "tests" / "fifo.c", "-pthread")
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ profile runs many more: `pytest tests/test_fuzz_args.py --hypothesis-profile=fuz
 from __future__ import annotations
 
 import itertools
-import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import build_static
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_fuzz_syscalls import (  # noqa: F401 (the fixtures)
@@ -296,11 +296,7 @@ def normalise(name: str, lines: list[str]) -> list[str]:
 @pytest.fixture(scope="module")
 def interp_bin(tmp_path_factory) -> Path:
     """The argument interpreter, under the name test_fuzz_syscalls's fixture uses."""
-    out = tmp_path_factory.mktemp("argfuzz") / "argfuzz_interp"
-    source = Path(__file__).with_name("argfuzz_interp.c")
-    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(out), str(source)],
-                   check=True)
-    return out
+    return build_static(tmp_path_factory, Path(__file__).with_name("argfuzz_interp.c"))
 
 
 _names = itertools.count()

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO, RUNSC_PY, default_spec
+from conftest import REPO, RUNSC_PY, build_static, default_spec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -82,10 +82,7 @@ class Interpreter:
 
 @pytest.fixture(scope="module")
 def interp_bin(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("fuzz") / "fuzz_interp"
-    source = Path(__file__).with_name("fuzz_interp.c")
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(source)], check=True)
-    return out
+    return build_static(tmp_path_factory, Path(__file__).with_name("fuzz_interp.c"))
 
 
 def _global_proc_modes(tmp: Path) -> dict[str, tuple[int, int, int]]:

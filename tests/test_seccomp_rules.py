@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import uuid
 
 import docker_profile
 import pytest
-from conftest import REPO
+from conftest import REPO, build_static
 
 GATED = ["vm_writev", "vm_readv", "kcmp", "pidfd_getfd", "process_madvise",
          "get_mempolicy", "set_mempolicy", "move_pages"]
@@ -32,10 +31,7 @@ BASE_CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 @pytest.fixture(scope="session")
 def rules_probe(tmp_path_factory):
-    out = tmp_path_factory.mktemp("rules_probe") / "rules_probe"
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(out),
-                    str(REPO / "tests" / "rules_probe.c")], check=True)
-    return out
+    return build_static(tmp_path_factory, REPO / "tests" / "rules_probe.c")
 
 
 def _caps(extra: list[str]) -> dict:

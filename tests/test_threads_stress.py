@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import build_static
 
 SECONDS = 5
 FILE_THREADS = 32
@@ -22,10 +23,8 @@ DEADLINE = SECONDS + 60
 
 @pytest.fixture(scope="module")
 def stress_bin(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("stress") / "threads_stress"
-    subprocess.run(["gcc", "-static", "-O2", "-Wall", "-pthread", "-o", str(out),
-                    str(Path(__file__).with_name("threads_stress.c"))], check=True)
-    return out
+    return build_static(tmp_path_factory, Path(__file__).with_name("threads_stress.c"),
+                        "-pthread")
 
 
 def _bundle(make_bundle, stress_bin: Path):

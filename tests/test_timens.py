@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import time
 import uuid
 
 import pytest
-from conftest import REPO
+from conftest import REPO, build_static
 
 
 @pytest.fixture(scope="session")
 def timens_probe(tmp_path_factory):
-    out = tmp_path_factory.mktemp("timens_probe") / "timens_probe"
-    subprocess.run(["gcc", "-static", "-O2", "-o", str(out),
-                    str(REPO / "tests" / "timens_probe.c")], check=True)
-    return out
+    return build_static(tmp_path_factory, REPO / "tests" / "timens_probe.c")
 
 
 def _bundle(make_bundle, timens_probe, *args: str):
