@@ -289,6 +289,15 @@ class Gofer:
             if not keep:
                 os.close(pfd)
 
+    def op_reopen(self, flags: int):
+        """/proc/PID/fd/N of a workload descriptor (the one sent with the request),
+        reopened as the caller: the kernel's may_open decides, as for the workload's own
+        open of the magic link."""
+        if self.passed is None:
+            raise OSError(errno.EBADF, "no descriptor sent")
+        return self.open_fd(fcntl.fcntl(self.passed, fcntl.F_DUPFD_CLOEXEC, 0),
+                            flags & _OPEN_FLAGS)
+
     def _wait(self, w: _Waiting) -> None:
         """A waiting open's thread: it has the request's credentials (a new thread takes
         its creator's) and waits in the kernel as the workload thread would, until the

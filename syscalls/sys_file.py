@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import posixpath
 import stat as stat_mod
 import struct
 
 from gofer import linux
+from gofer.client import LATER
 from syscalls import argcheck
 from syscalls.context import FdLater, SyscallContext, TargetGone
 from syscalls.paths import (
@@ -73,11 +73,13 @@ def _on_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int, op: str,
 
 
 # -- open ---------------------------------------------------------------------
-def _reopen(ctx: SyscallContext, owner: bytes, num: int, flags: int) -> int:
+def _reopen(ctx: SyscallContext, owner: bytes, num: int, flags: int,
+            later: FdLater) -> int | None:
     """Open a descriptor the workload holds anew, as Linux's /proc/PID/fd/N magic link
-    does: the same file (taken with pidfd_getfd, never looked up again by path), opened
-    with the access the caller's credentials have on it (checked by the gofer as the
-    caller, as the kernel's may_open would: O_TRUNC needs write permission)."""
+    does: the same file (taken with pidfd_getfd, never looked up again by path), reopened
+    by the gofer as the caller, so the kernel's own may_open decides (permissions, O_TRUNC
+    and its set-user-ID rule, read-only mounts) and the gofer's device policy holds; a
+    pipe's or FIFO's end that must wait for its peer is answered later (None)."""
     if owner != b"self":
         procfs = ctx.kernel.procfs
         if procfs is None or procfs.host_pid(int(owner)) is None:
@@ -100,32 +102,14 @@ def _reopen(ctx: SyscallContext, owner: bytes, num: int, flags: int) -> int:
             raise OSError(errno.ENXIO, "a socket cannot be opened")
         if flags & os.O_PATH:  # see _open: a read-only descriptor stands in for O_PATH
             flags = (flags & _O_PATH_KEEPS & ~os.O_PATH) | os.O_RDONLY
-        acc = flags & os.O_ACCMODE
         if stat_mod.S_ISDIR(st.st_mode):
-            if acc != os.O_RDONLY or flags & os.O_TRUNC:
+            if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
                 raise OSError(errno.EISDIR, "a directory")
         elif flags & os.O_DIRECTORY:
             raise OSError(errno.ENOTDIR, "not a directory")
-        need = (os.R_OK if acc in (os.O_RDONLY, os.O_RDWR) else 0) | (
-            os.W_OK if acc in (os.O_WRONLY, os.O_RDWR) or flags & os.O_TRUNC else 0)
-        ctx.kernel.gofer.call("access", ctx.creds(), fd=held, path=None, mode=need,
-                              follow=True)
-        keep = (os.O_ACCMODE | os.O_APPEND | os.O_NOCTTY | os.O_DIRECTORY | os.O_NOATIME
-                | os.O_DSYNC | os.O_SYNC)
-        if flags & os.O_TRUNC and stat_mod.S_ISREG(st.st_mode):
-            # Truncated by the gofer as the caller: the kernel then clears set-user-ID
-            # bits unless the caller, not the sentry, has CAP_FSETID.
-            writer = os.open(f"/proc/self/fd/{held}", os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                ctx.kernel.gofer.call("truncate", ctx.creds(), fd=writer, path=None, length=0)
-            finally:
-                os.close(writer)
-        # Never block the sentry (a pipe's or FIFO's open waits for its peer).
-        fd = os.open(f"/proc/self/fd/{held}", (flags & keep) | os.O_CLOEXEC | os.O_NONBLOCK)
-        if not flags & os.O_NONBLOCK:
-            fl = fcntl.fcntl(fd, fcntl.F_GETFL)
-            fcntl.fcntl(fd, fcntl.F_SETFL, fl & ~os.O_NONBLOCK)
-        return fd
+        result, fd = ctx.kernel.gofer.call(
+            "reopen", ctx.creds(), later, fd=held, flags=flags & ~(os.O_CLOEXEC | os.O_CREAT))
+        return None if result is LATER else fd
     finally:
         os.close(held)
 
@@ -187,8 +171,10 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
             raise OSError(errno.EXDEV, "crosses into /proc")
         raise OSError(errno.ELOOP if resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
                       else errno.EXDEV, "a magic link")
+    # A FIFO's (or pipe's) end waits in the gofer, and FdLater answers when it opens.
+    later = FdLater(ctx, bool(flags & os.O_CLOEXEC))
     if link is not None:
-        fd = _reopen(ctx, *link, flags)
+        fd = _reopen(ctx, *link, flags, later)
     elif posixpath.normpath(path) == b"/dev/tty" and not flags & os.O_PATH and not resolve:
         fd = _controlling_tty(ctx, flags)
     else:
@@ -199,8 +185,6 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
             # and O_NOFOLLOW on a symlink gives ELOOP instead of the link itself.
             flags = (flags & _O_PATH_KEEPS & ~os.O_PATH) | os.O_RDONLY | os.O_NONBLOCK
         gofer_flags, mode = flags & ~os.O_CLOEXEC, mode & 0o7777
-        # A FIFO's end waits in the gofer, and FdLater answers when it opens.
-        later = FdLater(ctx, bool(flags & os.O_CLOEXEC))
         if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) or (resolve and rel[:1] != b"/"):
             # Resolved from the directory itself, not from the container root, so that
             # RESOLVE_BENEATH / IN_ROOT / NO_XDEV / NO_SYMLINKS mean what they do on Linux.
@@ -210,10 +194,10 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
         else:
             fd = ctx.kernel.gofer.open(absolute(ctx, AT_FDCWD, path), gofer_flags, mode,
                                        ctx.creds(), later, resolve=resolve)
-        if fd is None:
-            return ctx.defer()
-        if ctx.kernel.procfs is not None:
-            fd = ctx.kernel.procfs.content(fd)  # a /proc or /sys file: its content now
+    if fd is None:
+        return ctx.defer()
+    if ctx.kernel.procfs is not None:
+        fd = ctx.kernel.procfs.content(fd)  # a /proc or /sys file: its content now
     try:
         ctx.install_fd(fd, bool(flags & os.O_CLOEXEC))
     finally:
