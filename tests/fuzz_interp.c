@@ -216,6 +216,10 @@ static void run(char *line) {
         new_fd(op, open(link, flag_names(ARG(2)) | O_NONBLOCK));
     }
     else if (!strcmp(op, "mknod")) result(op, mknod(ARG(1), (mode_t)flag_names(ARG(2)), 0));
+    else if (!strcmp(op, "mkfifo")) result(op, mkfifo(ARG(1), (mode_t)NUM(2)));
+    /* FIFOs are opened non-blocking: a blocking open waits for a peer this single-threaded
+     * interpreter cannot be (tests/test_fifo.py covers the waiting). */
+    else if (!strcmp(op, "open_nb")) new_fd(op, open(ARG(1), flag_names(ARG(2)) | O_NONBLOCK));
     /* The *at() calls on a descriptor alone (AT_EMPTY_PATH, or futimens' NULL path). */
     else if (!strcmp(op, "fstatat_empty"))
         print_stat(op, fstatat(fd_of(ARG(1)), "", &st, AT_EMPTY_PATH), &st);

@@ -227,6 +227,11 @@ OPS = st.one_of(
     _op("fstatat_empty", SLOTS), _op("faccessat2_empty", SLOTS, st.sampled_from(["2", "4"])),
     _op("fchmodat2_empty", SLOTS, MODES), _op("fchownat_empty", SLOTS, st.just("0")),
     _op("futimens", SLOTS),
+    # FIFOs, under names no other operation uses (a blocking open of one would wait for a
+    # peer forever, under any kernel): creation, types, non-blocking ends, renames.
+    _op("mkfifo", st.sampled_from(["p", "d/p"]), MODES),
+    _op("open_nb", st.sampled_from(["p", "d/p"]), ACCESS),
+    _op("stat", st.sampled_from(["p", "d/p"])), _op("unlink", st.sampled_from(["p", "d/p"])),
     # Changes under /proc.
     _op("creat", PROC_PATHS, MODES), _op("mkdir", PROC_PATHS, MODES),
     _op("unlink", PROC_PATHS), _op("rmdir", PROC_PATHS), _op("chmod", PID_PROC_PATHS, MODES),
@@ -373,3 +378,12 @@ def test_truncating_reopen_clears_set_user_id_as_the_caller(interpreters):
     (the sentry truncated with its own CAP_FSETID); the gofer now truncates as the caller."""
     assert_same(interpreters, ["creat a 04755", "open a rdonly 0", "reopen s1 rdonly|trunc",
                                "stat a"])
+
+
+def test_fifo_ends_without_waiting(interpreters):
+    """A FIFO made in the sandbox (the gofer creates it) and its non-blocking ends: a
+    writer without a reader is ENXIO, a reader opens at once, then a writer does; an
+    empty read is EAGAIN (blocking opens: tests/test_fifo.py)."""
+    assert_same(interpreters, ["mkfifo p 0644", "stat p", "open_nb p wronly", "open_nb p rdonly",
+                               "open_nb p wronly", "read s0 4", "write s1 hi", "read s0 4",
+                               "mkfifo p 0644", "unlink p", "open_nb p rdonly"])
