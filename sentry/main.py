@@ -18,7 +18,7 @@ import time
 from gofer import linux
 from gofer import server as gofer_server
 from gofer.client import GoferClient, GoferGone
-from sentry import console, workload
+from sentry import console, watchdog, workload
 from sentry.cgroup import Cgroup, CgroupError, Resources, parse_cpu_list
 from sentry.config import ProcessConfig, SandboxConfig
 from sentry.kernel import Kernel
@@ -119,6 +119,7 @@ class Sentry:
     def __init__(self, cfg: SandboxConfig) -> None:
         self.cfg = cfg
         self.gofer_pid = 0
+        self.watchdog_pid = 0
         self.init_pid = 0
         self.started = False
         self.cgroup: Cgroup | None = None
@@ -216,6 +217,8 @@ class Sentry:
         # CPU a request is a context switch, not a cross-CPU wake-up (slow on VMs).
         os.sched_setaffinity(0, {_sentry_cpu(self.workload_cpus, cfg.resources.cpus)})
         self.gofer, synthetic = self._spawn_gofer()
+        # Before the PID namespace exists, so that no workload process can signal it.
+        self.watchdog_pid, watchdog_w = watchdog.start(self.gofer_pid)
         _ensure_cwd(self.gofer, cfg.process.cwd)
         self.cgroup = Cgroup(cfg.cgroup_path)
         try:
@@ -239,6 +242,7 @@ class Sentry:
         try:
             self.init_pid, notify_fd = self._spawn(
                 cfg.process, lambda: workload.enter_container(cfg, mnt_ns_fd), start_r, stdio)
+            watchdog.arm(watchdog_w, self.init_pid)
         finally:
             os.close(start_r)
             os.close(mnt_ns_fd)
@@ -254,7 +258,7 @@ class Sentry:
         self.control.listen(16)
 
     def abort(self) -> None:
-        for pid in (self.init_pid, self.gofer_pid):
+        for pid in (self.init_pid, self.gofer_pid, self.watchdog_pid):
             if pid:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -453,10 +457,11 @@ class Sentry:
         for _pid, conn in self.exec_waiters.values():
             conn.close()
         self.gofer.sock.close()  # the gofer exits on EOF
-        try:
-            os.waitpid(self.gofer_pid, 0)
-        except ChildProcessError:
-            pass
+        for pid in (self.gofer_pid, self.watchdog_pid):  # (the watchdog ends with the init)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
 
 def _close_inherited_fds(keep: set[int]) -> None:

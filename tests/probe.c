@@ -176,6 +176,10 @@ static int run(char **a, int n) {
     if (!strcmp(op, "sethostname")) { NEED(1) result(op, sethostname(a[1], strlen(a[1]))); return 1; }
     if (!strcmp(op, "exec")) { NEED(1) execl(a[1], a[1], (char *)NULL); result(op, -1); return 1; }
     if (!strcmp(op, "sleep")) { NEED(1) sleep(atoi(a[1])); return 1; }
+    /* setuid N: become uid/gid N for good, as gosu and su-exec entrypoints do (the kernel
+     * then clears the parent-death signal). */
+    if (!strcmp(op, "setuid")) { NEED(1) result(op, setresgid(atoi(a[1]), atoi(a[1]), atoi(a[1])) ||
+                                                     setresuid(atoi(a[1]), atoi(a[1]), atoi(a[1]))); return 1; }
     if (!strcmp(op, "echo")) { NEED(1) printf("echo: %s\n", a[1]); return 1; }
     printf("%s: unknown operation\n", op);
     return 0;
