@@ -121,7 +121,15 @@ def destroy(container: Container, state: dict) -> None:
     kill_and_wait(state)
     if state.get("cgroup_path"):
         try:
-            Cgroup(state["cgroup_path"]).remove()
+            cgroup = Cgroup(state["cgroup_path"])
+            # Whatever outlived a sentry that died before this delete (its watchdog kills
+            # the workload, but a delete must leave nothing in any case).
+            for pid in cgroup.pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            cgroup.remove()
         except CgroupError as e:
             raise UserError(str(e)) from None
     container.remove_dir()

@@ -109,6 +109,18 @@ def assert_no_processes(*needles: str, spare: tuple[int, ...] = (), timeout: flo
     assert left == [], f"processes left behind for {needles}"
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                if name.isdigit() and int(f.read().rpartition(")")[2].split()[1]) == pid:
+                    found.append(int(name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
 def cgroups_named(cid: str) -> list[str]:
     """The container's cgroup directories under the default cgroupsPath (v1 and v2)."""
     name = glob.escape(cid)
@@ -346,7 +358,9 @@ def test_duplicate_id(runsc, make_bundle):
     r = run_cmd(runsc, "create", "--bundle", str(bundle.path), cid)
     assert r.returncode == 0, r.stderr
     first = json.loads((runsc.root / cid / "state.json").read_text())
-    pids = (first["pid"], first["gofer_pid"], first["init_pid"])
+    # The first container's processes: its sentry and the sentry's children (gofer,
+    # init, watchdog).
+    pids = (first["pid"], *_children(first["pid"]))
 
     mounts = mountinfo()
     r = run_cmd(runsc, "create", "--bundle", str(bundle.path), cid)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -27,7 +28,7 @@ def test_workload_dies_with_its_sentry_or_gofer(runsc, make_bundle, victim):
     for kind in ("bounding", "effective", "permitted"):
         caps[kind] = sorted(set(caps.get(kind, [])) | {"CAP_SETUID", "CAP_SETGID"})
     bundle.write()
-    cid = f"fc-{victim}"
+    cid = f"fc-{victim}-{uuid.uuid4().hex[:8]}"
     created = runsc("create", "--bundle", str(bundle.path), cid)
     assert created.returncode == 0, created.stderr
     assert runsc("start", cid).returncode == 0
