@@ -127,3 +127,58 @@ def test_control_socket_is_0600_and_refuses_other_uids(runsc, make_bundle):
     r = runsc("start", cid)
     assert r.returncode == 0, r.stderr
     assert json.loads(runsc("state", cid).stdout)["status"] == "running"
+
+
+def test_line_reader_splits_and_joins_messages():
+    """Two messages in one recv, one message over many, and a cut-off one (an error, never a
+    traceback or a guess)."""
+    from sentry.main import LineReader, ProtocolError
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b'{"pid": 7}\n{"exit": 0}\n{"op"')
+        reader = LineReader(b)
+        assert reader.read() == {"pid": 7}
+        assert reader.read() == {"exit": 0}
+        a.sendall(b': "start"}')
+        a.sendall(b"\n")
+        assert reader.read() == {"op": "start"}
+        a.sendall(b'{"exit": 1')
+        a.shutdown(socket.SHUT_WR)
+        try:
+            reader.read()
+        except ProtocolError as e:
+            assert "ended inside a message" in str(e)
+        else:
+            raise AssertionError("a cut-off message was accepted")
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(b"[1]\n")
+        a.shutdown(socket.SHUT_WR)
+        reader = LineReader(b)
+        try:
+            reader.read()
+        except ProtocolError as e:
+            assert "malformed" in str(e)
+        else:
+            raise AssertionError("a message that is not an object was accepted")
+
+
+def test_a_cut_off_control_request_gets_an_error_and_the_sentry_carries_on(runsc, make_bundle):
+    bundle = make_bundle(*IDLE)
+    cid = "cs-" + uuid.uuid4().hex[:10]
+    assert _create_checked(runsc, bundle, cid) == ""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect(str(runsc.root / cid / CONTROL_SOCKET))
+        s.sendall(b'{"op": "sta')
+        s.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert json.loads(reply) == {"error": "control request: the connection ended inside a "
+                                          "message"}
+    assert json.loads(runsc("state", cid).stdout)["status"] == "created"
+    r = runsc("start", cid)
+    assert r.returncode == 0, r.stderr
+    r = runsc("exec", cid, "echo", "hi")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "hi\n", "")
