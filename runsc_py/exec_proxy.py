@@ -21,20 +21,11 @@ _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, sign
               signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT, signal.SIGTSTP)
 
 
-def _read_line(sock: socket.socket) -> dict:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return json.loads(data) if data.strip() else {}
-
-
 def _proxy(container: Container, proc: ProcessConfig, console_socket: str,
            report_w: int) -> None:
     """Body of the proxy (never returns)."""
     code = 1
+    reported = False
     try:
         fd, path = sentry_main.control_path(container.dir)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -47,23 +38,31 @@ def _proxy(container: Container, proc: ProcessConfig, console_socket: str,
             sock.sendall(data)
         else:
             socket.send_fds(sock, [data], [0, 1, 2])
-        reply = _read_line(sock)
+        # One reader for both replies: they may arrive in one recv.
+        reader = sentry_main.LineReader(sock)
+        reply = reader.read() or {}
         if "pid" not in reply:
-            os.write(report_w, ("error:" + reply.get("error", "exec failed")).encode())
+            os.write(report_w, ("error:" + str(reply.get("error", "exec failed"))).encode())
             os._exit(1)
         pid = reply["pid"]
         for sig in _FORWARDED:
             signal.signal(sig, lambda s, _f: _kill(pid, s))
         os.write(report_w, b"ok")
+        reported = True
         os.close(report_w)
         sentry_main.release_stdio()  # the process has its own stdio (or the pty)
-        code = _read_line(sock).get("exit", 137)
-    except OSError as e:
-        try:
-            os.write(report_w, f"error:exec: {e.strerror or e}".encode())
-        except OSError:
-            pass
-    os._exit(code)
+        # No exit message: the sentry went away with the process (SIGKILL'd sandbox).
+        code = (reader.read() or {}).get("exit", 137)
+    except (OSError, sentry_main.ProtocolError) as e:
+        if not reported:
+            msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            try:
+                os.write(report_w, f"error:exec: {msg}".encode())
+            except OSError:
+                pass
+    finally:
+        # A forked child: whatever happened, never return into the CLI's code.
+        os._exit(code if isinstance(code, int) else 1)
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -46,14 +46,18 @@ def control(container: Container, request: dict) -> dict:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.connect(path)
-            s.sendall(json.dumps(request).encode())
+            s.sendall(json.dumps(request).encode() + b"\n")
             s.shutdown(socket.SHUT_WR)
-            reply = s.recv(65536)
+            reply = sentry_main.LineReader(s).read()
     except OSError as e:
         raise UserError(f"container {container.id!r} is not reachable: {e.strerror}") from None
+    except sentry_main.ProtocolError as e:
+        raise UserError(f"container {container.id!r}: {e}") from None
     finally:
         os.close(fd)
-    return json.loads(reply or b"{}")
+    if reply is None:  # closed without an answer: the sentry refused us or is stopping
+        raise UserError(f"container {container.id!r} did not answer its control request")
+    return reply
 
 
 def _pidfd(pid: int) -> int | None:

@@ -12,6 +12,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import time
 
@@ -100,19 +101,55 @@ def _ensure_cwd(gofer: GoferClient, cwd: str) -> None:
         raise SetupError(f"cwd {cwd}: {e.strerror}") from None
 
 
-def _recv_line(conn: socket.socket) -> tuple[dict, list[int]]:
-    """One newline-terminated JSON request, and the descriptors sent with it."""
-    data, fds = b"", []
-    while not data.endswith(b"\n"):
-        chunk, got, _, _ = socket.recv_fds(conn, 65536, 3, socket.MSG_CMSG_CLOEXEC)
-        fds += got
-        if not chunk:
-            break
-        data += chunk
-    try:
-        return json.loads(data or b"{}"), fds
-    except ValueError:
-        return {}, fds
+MAX_CONTROL_MESSAGE = 1 << 20  # bytes; a request (a process spec) is a few KiB
+
+
+class ProtocolError(Exception):
+    """A control connection sent something that is not a message: the text is for a log
+    or a one-line error."""
+
+
+class LineReader:
+    """Newline-terminated JSON messages from a stream socket. A recv may hold part of a
+    message or several (an exec's "pid" and "exit" replies often arrive together), so the
+    bytes after a message's newline are kept for the next one."""
+
+    def __init__(self, sock: socket.socket, with_fds: bool = False) -> None:
+        self.sock = sock
+        self.with_fds = with_fds
+        self.buf = b""
+        self.fds: list[int] = []  # descriptors received so far; the caller owns them
+
+    def read(self) -> dict | None:
+        """The next message; None at a clean end of the connection."""
+        while b"\n" not in self.buf:
+            if self.with_fds:
+                chunk, got, _, _ = socket.recv_fds(self.sock, 65536, 3,
+                                                   socket.MSG_CMSG_CLOEXEC)
+                self.fds += got
+            else:
+                chunk = self.sock.recv(65536)
+            if not chunk:
+                if self.buf.strip():
+                    raise ProtocolError("the connection ended inside a message")
+                return None
+            self.buf += chunk
+            if len(self.buf) > MAX_CONTROL_MESSAGE:
+                raise ProtocolError("control message too long")
+        line, _, self.buf = self.buf.partition(b"\n")
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            raise ProtocolError("malformed control message") from None
+        if not isinstance(msg, dict):
+            raise ProtocolError("malformed control message")
+        return msg
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    """The uid of the process that connected (the kernel's record, taken at connect)."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1]
 
 
 class Sentry:
@@ -254,8 +291,14 @@ class Sentry:
                                         self.init_pid, self.kernel)
         self.state_fd, path = control_path(cfg.state_dir)
         self.control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.control.bind(path)
-        self.control.listen(16)
+        # 0600 from the moment it exists, whatever umask the runtime was given (the
+        # sentry is single-threaded here: nothing else creates files meanwhile).
+        old_umask = os.umask(0o177)
+        try:
+            self.control.bind(path)
+        finally:
+            os.umask(old_umask)
+        self.control.listen(64)
 
     def abort(self) -> None:
         for pid in (self.init_pid, self.gofer_pid, self.watchdog_pid):
@@ -350,9 +393,32 @@ class Sentry:
 
     # -- control requests --------------------------------------------------------
     def _control(self) -> None:
-        conn, _ = self.control.accept()
-        conn.settimeout(10)
-        req, fds = _recv_line(conn)
+        try:
+            conn, _ = self.control.accept()
+        except OSError:
+            return  # the caller went away first
+        try:
+            uid = _peer_uid(conn)
+        except OSError:
+            uid = -1
+        if uid != os.geteuid():
+            # Only the runtime (our own uid) may start, exec or update: the socket's mode
+            # says so too, this holds even if the mode or a directory above is loosened.
+            log.warning("control connection from uid %d refused", uid)
+            conn.close()
+            return
+        reader = LineReader(conn, with_fds=True)
+        try:
+            # The runtime sends its request at once; the timeout bounds a stuck peer.
+            conn.settimeout(10)
+            req = reader.read() or {}
+        except (OSError, ProtocolError) as e:
+            log.warning("control request: %s", e)
+            self._reply_and_close(conn, {"error": f"control request: {e}"})
+            for fd in reader.fds:
+                os.close(fd)
+            return
+        fds = reader.fds
         op = req.get("op")
         try:
             if op == "start":
@@ -360,7 +426,10 @@ class Sentry:
             elif op == "exec":
                 reply = self._exec(req, fds, conn)
                 if reply.get("pid"):
-                    conn.sendall(json.dumps(reply).encode() + b"\n")
+                    try:
+                        conn.sendall(json.dumps(reply).encode() + b"\n")
+                    except OSError:
+                        pass  # the proxy is gone: its watch kills the process
                     return  # the connection stays open until the process exits
             elif op == "update":
                 reply = self._update(req)
@@ -371,6 +440,10 @@ class Sentry:
         finally:
             for fd in fds:
                 os.close(fd)
+        self._reply_and_close(conn, reply)
+
+    @staticmethod
+    def _reply_and_close(conn: socket.socket, reply: dict) -> None:
         try:
             conn.sendall(json.dumps(reply).encode() + b"\n")
         except OSError:
