@@ -119,8 +119,11 @@ class Cgroup:
                 os.mkdir(cur)
                 made.append(cur)
             except FileExistsError:
-                if cur == d and cur not in made:
-                    raise CgroupError(f"cgroup {self.path} already exists") from None
+                if cur == d and cur not in made and _has_processes(cur):
+                    # An empty one (left by a sandbox that was killed, or made for us) is
+                    # joined, as runc joins an existing cgroup.
+                    raise CgroupError(f"cgroup {self.path} is in use by other processes"
+                                      ) from None
                 continue
             if controller == "cpuset":
                 # A new v1 cpuset is empty: it must inherit cpus and mems to be usable.
@@ -266,6 +269,14 @@ class Cgroup:
                 return [int(x) for x in f.read().split()]
         except OSError:
             return []
+
+
+def _has_processes(d: str) -> bool:
+    try:
+        with open(os.path.join(d, "cgroup.procs")) as f:
+            return bool(f.read().strip())
+    except OSError:
+        return False
 
 
 def _v2_max(value: int) -> str:
