@@ -670,6 +670,10 @@ def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict]
         threading.stack_size(_WAITER_STACK)
         synthetic = mounts.build_tree(rootfs, readonly, mount_list, bundle)
         gofer = Gofer(sock, procfd, synthetic)
+        # Confinement, in part (issue 11): an empty network namespace of its own (nothing to
+        # reach over a network), and no privilege to gain through exec (it never execs).
+        linux.unshare(linux.CLONE_NEWNET)
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     except mounts.MountError as e:
         os.write(ready_w, f"error:{e}".encode())
         os._exit(1)
