@@ -425,8 +425,8 @@ class Gofer:
     def _refuse_device(parent: int, name: bytes) -> None:
         """No device nodes in the sandbox: EPERM, but only where Linux would get as far
         as its CAP_MKNOD check (after EEXIST and the parent's write permission)."""
-        try:
-            os.stat(name, dir_fd=parent, follow_symlinks=False)
+        try:  # (the name itself, whatever a trailing slash would make of a link)
+            os.stat(name.rstrip(b"/") or name, dir_fd=parent, follow_symlinks=False)
         except FileNotFoundError:
             pass
         else:

@@ -9,7 +9,17 @@ import struct
 
 from gofer import linux
 from gofer.client import LATER
+from gofer.linux import (
+    AT_EACCESS,
+    RESOLVE_BENEATH,
+    RESOLVE_CACHED,
+    RESOLVE_IN_ROOT,
+    RESOLVE_NO_MAGICLINKS,
+    RESOLVE_NO_SYMLINKS,
+    RESOLVE_NO_XDEV,
+)
 from syscalls import argcheck
+from syscalls.argcheck import RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT
 from syscalls.context import FdLater, SyscallContext, TargetGone
 from syscalls.paths import (
     AT_EMPTY_PATH,
@@ -25,23 +35,18 @@ from syscalls.paths import (
     read_path,
 )
 
-AT_EACCESS = 0x200
-RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
-RESOLVE_BENEATH = 0x08
-UTIME_NOW = (1 << 30) - 1
-
 
 def _gofer(ctx: SyscallContext, op: str, **args) -> tuple:
     return ctx.kernel.gofer.call(op, ctx.creds(), **args)
 
 
 def _object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
-            path: bytes | None = None) -> bytes | int:
+            null_ok: bool = False) -> bytes | int:
     """What an *at() call names, its path read once: the container path, or a descriptor
     number of the caller's: dirfd itself (AT_EMPTY_PATH and an empty path), or the one a
     followed magic link names (/dev/stdin, /dev/fd/N, /proc/self/fd/N), as on Linux."""
-    if path is None:  # (or the caller read it already)
-        path = _read_object_path(ctx, addr, flags)
+    # A NULL path stands for "" only where Linux takes one (the stat family, utimensat).
+    path = b"" if addr == 0 and null_ok and flags & AT_EMPTY_PATH else read_path(ctx, addr)
     if path or not flags & AT_EMPTY_PATH:
         if not flags & AT_SYMLINK_NOFOLLOW:
             link = fd_link(joined(ctx, dirfd, path))
@@ -53,16 +58,12 @@ def _object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
     return as_int(dirfd)
 
 
-def _read_object_path(ctx: SyscallContext, addr: int, flags: int) -> bytes:
-    return b"" if addr == 0 and flags & AT_EMPTY_PATH else read_path(ctx, addr)
-
-
 def _on_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int, op: str,
-               creds: tuple | None = None, **args) -> tuple:
+               creds: tuple | None = None, null_ok: bool = False, **args) -> tuple:
     """Run a gofer operation on what an *at() call names: dirfd/path, or the descriptor
     itself, taken with pidfd_getfd (the kernel is never left to read the path again)."""
     creds = creds if creds is not None else ctx.creds()
-    target = _object(ctx, dirfd, addr, flags)
+    target = _object(ctx, dirfd, addr, flags, null_ok)
     if isinstance(target, bytes):
         return ctx.kernel.gofer.call(op, creds, path=target, **args)
     fd = ctx.take_fd(target)
@@ -229,9 +230,6 @@ def creat(ctx: SyscallContext) -> None:
     _open(ctx, AT_FDCWD, ctx.args[0], os.O_CREAT | os.O_WRONLY | os.O_TRUNC, ctx.args[1])
 
 
-RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
-RESOLVE_IN_ROOT = 0x10
-RESOLVE_CACHED = 0x20
 
 
 def openat2(ctx: SyscallContext) -> None:
@@ -261,10 +259,10 @@ _STATX_DEV_OFFSET = 0x88
 
 
 def _stat_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
-                 statx_mask: int | None, path: bytes | None = None) -> bytes:
+                 statx_mask: int | None) -> bytes:
     """The raw struct stat/statx of what the call names, its device number the sandbox's
     own (the host's would say which disk and filesystem the container lives on)."""
-    raw = bytearray(_host_stat(ctx, dirfd, addr, flags, statx_mask, path))
+    raw = bytearray(_host_stat(ctx, dirfd, addr, flags, statx_mask))
     if statx_mask is None:
         host = struct.unpack_from("Q", raw)[0]
         struct.pack_into("Q", raw, 0, ctx.kernel.sandbox_dev(host))
@@ -276,10 +274,10 @@ def _stat_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
 
 
 def _host_stat(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
-               statx_mask: int | None, path: bytes | None) -> bytes:
+               statx_mask: int | None) -> bytes:
     """As the host kernel fills it. A descriptor of the caller's (AT_EMPTY_PATH) is
     stat'ed on the sentry's own copy: fstat needs no permission."""
-    target = _object(ctx, dirfd, addr, flags, path)
+    target = _object(ctx, dirfd, addr, flags, null_ok=True)
     if isinstance(target, bytes):
         raw, _ = ctx.kernel.gofer.call("stat", ctx.creds(), path=target,
                                        follow=not flags & AT_SYMLINK_NOFOLLOW,
@@ -581,7 +579,7 @@ def fchownat(ctx: SyscallContext) -> None:
 
 def _utimens(ctx: SyscallContext, dirfd: int, addr: int, times: bytes | None,
              flags: int) -> None:
-    _on_object(ctx, dirfd, addr, flags, "utimens", times=times,
+    _on_object(ctx, dirfd, addr, flags, "utimens", null_ok=True, times=times,
                follow=not flags & AT_SYMLINK_NOFOLLOW)
     ctx.reply(0)
 
