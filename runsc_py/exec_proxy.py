@@ -15,6 +15,7 @@ import socket
 from runsc_py.errors import UserError
 from runsc_py.state import Container
 from sentry import main as sentry_main
+from sentry import spawner
 from sentry.config import ProcessConfig
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -31,7 +32,7 @@ def _proxy(container: Container, proc: ProcessConfig, console_socket: str,
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(path)
         os.close(fd)
-        req = {"op": "exec", "process": sentry_main.process_to_wire(proc),
+        req = {"op": "exec", "process": spawner.process_to_wire(proc),
                "console_socket": console_socket}
         data = json.dumps(req).encode() + b"\n"
         if proc.terminal:
