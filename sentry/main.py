@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import marshal
 import os
 import select
 import signal
@@ -18,17 +19,18 @@ import time
 from gofer import linux
 from gofer import server as gofer_server
 from gofer.client import GoferClient, GoferGone
-from sentry import console, watchdog, workload
+from sentry import confine, console, watchdog, workload
 from sentry.cgroup import Cgroup, CgroupError, Resources, parse_cpu_list
 from sentry.config import ProcessConfig, SandboxConfig
 from sentry.kernel import Kernel
 from sentry.platform.seccomp import SeccompPlatform
 from sentry.procfs import ProcFS
-from sentry.spawner import Spawner, SpawnerGone, SpawnError, process_from_wire
+from sentry.spawner import Spawner, SpawnerGone, SpawnError, process_from_wire, release_stdio
 
 log = logging.getLogger("runsc-py.sentry")
 CONTROL_SOCKET = "control.sock"
 STARTED_MARK = "started"
+SENTRY_ROOT = "sentry-root"  # the empty directory the sentry's root becomes (confine.py)
 _NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE,
                   signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
                   signal.SIGTRAP, signal.SIGSYS}
@@ -202,7 +204,7 @@ class Sentry:
             sock.close()
         return pid, fds[0]
 
-    def _terminal(self, proc: ProcessConfig, console_socket: str) -> list[int] | None:
+    def _terminal(self, proc: ProcessConfig, console_socket: str | int) -> list[int] | None:
         """With a terminal: a pty whose master goes to the console socket; its slave as
         the process's stdio."""
         if not proc.terminal:
@@ -447,18 +449,19 @@ class Sentry:
             return {"error": "container is already started"}
         os.write(self.start_w, b"s")
         self.started = True
-        open(os.path.join(self.cfg.state_dir, STARTED_MARK), "w").close()
+        os.close(os.open(STARTED_MARK, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644,
+                         dir_fd=self.state_fd))
         return {"ok": True}
 
     def _exec(self, req: dict, fds: list[int], conn: socket.socket) -> dict:
         """A new process in the running sandbox: same PIDs, /proc, gofer and limits."""
         proc = process_from_wire(req["process"])
         _ensure_cwd(self.gofer, proc.cwd)
-        stdio = self._terminal(proc, req.get("console_socket") or "")
-        if stdio is None:
-            if len(fds) != 3:
-                raise SetupError("exec needs the caller's stdin, stdout and stderr")
-            stdio = fds
+        # With a terminal the proxy sends its connection to the console socket (the
+        # sentry reaches no host path); else the caller's stdin, stdout and stderr.
+        if len(fds) != (1 if proc.terminal else 3):
+            raise SetupError("exec: the request came without its descriptors")
+        stdio = self._terminal(proc, fds[0]) if proc.terminal else fds
         try:
             pid, notify_fd = self._spawn(proc, None, stdio)
         finally:
@@ -530,17 +533,6 @@ def _sentry_cpu(allowed: set[int], cpuset: str | None) -> int:
     return current if current in allowed else min(allowed)
 
 
-def release_stdio() -> None:
-    """Point 0, 1 and 2 at /dev/null. A detached runtime process must not hold the
-    caller's stdio: containerd's shim reads `create`'s output to EOF, and with a
-    terminal the workload's stdio is the pty, not these."""
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    if null > 2:
-        os.close(null)
-
-
 def run(cfg: SandboxConfig, status_w: int, detach: bool) -> None:
     """Body of the sentry process (never returns). Writes "ok:GOFER_PID:INIT_PID" or
     "error:MESSAGE" to status_w once the container is created."""
@@ -550,8 +542,20 @@ def run(cfg: SandboxConfig, status_w: int, detach: bool) -> None:
                          if isinstance(h, logging.StreamHandler) and hasattr(h.stream, "fileno")}
     _close_inherited_fds(keep)
     sentry = Sentry(cfg)
+    profile_path = os.environ.get("RUNSC_PY_PROFILE")  # bench/: where the sentry's time goes
     try:
         sentry.create()
+        if profile_path:
+            import cProfile
+            profiler = cProfile.Profile()
+            profile_file = open(profile_path, "wb")  # noqa: SIM115 (written at the end)
+        log_stream = next((h.stream for h in logging.getLogger().handlers
+                           if isinstance(h, logging.StreamHandler)), None)
+        if detach:
+            release_stdio()  # the workload has its own copies (or the pty)
+        root_dir = os.path.join(cfg.state_dir, SENTRY_ROOT)
+        os.mkdir(root_dir, 0o700)
+        confine.confine(root_dir, sorted(sentry.cgroup.dirs().values()), log_stream)
     except Exception as e:  # whatever it is, the user gets one line and nothing is left
         if isinstance(e, SetupError):
             msg = str(e)
@@ -561,16 +565,13 @@ def run(cfg: SandboxConfig, status_w: int, detach: bool) -> None:
         sentry.abort()
         os.write(status_w, ("error:" + msg).encode())
         os._exit(1)
-    if detach:
-        release_stdio()  # the workload has its own copies (or the pty)
     os.write(status_w, f"ok:{sentry.gofer_pid}:{sentry.init_pid}".encode())
     os.close(status_w)
-    profile_path = os.environ.get("RUNSC_PY_PROFILE")  # bench/: where the sentry's time goes
     if profile_path:
-        import cProfile
-        profiler = cProfile.Profile()
         code = profiler.runcall(sentry.serve)
-        profiler.dump_stats(profile_path)
+        profiler.create_stats()
+        marshal.dump(profiler.stats, profile_file)  # what dump_stats writes, to the open file
+        profile_file.close()
     else:
         code = sentry.serve()
     sentry.finish()

@@ -276,6 +276,7 @@ class _Server:
         self.poller.register(pidfd, select.POLLIN)
         if init:
             self.init_pid = pid
+            release_stdio()  # the init had the caller's stdio from here, if it had no other
         try:
             self.cgroup.add(pid)  # before it can run anything of the workload's
         except CgroupError as e:
@@ -310,6 +311,17 @@ class _Server:
             except OSError:
                 pass
             os.waitpid(pid, 0)
+
+
+def release_stdio() -> None:
+    """Point 0, 1 and 2 at /dev/null. A detached runtime process must not hold the
+    caller's stdio: containerd's shim reads `create`'s output to EOF, and with a
+    terminal the workload's stdio is the pty, not these."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
 
 
 def _caps_beyond(proc: ProcessConfig, init: ProcessConfig) -> set[int]:

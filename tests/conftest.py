@@ -1,8 +1,10 @@
 """Fixtures: real busybox bundles, the C probe, a private --root per test, and runc."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -166,12 +168,20 @@ def probe_lines(out: str) -> dict[str, list[str]]:
 
 
 def runsc_py_binary() -> str:
-    """The installed entry point itself (not a pyenv shim in front of it)."""
-    beside = Path(sys.executable).parent / "runsc-py"
-    found = str(beside) if beside.exists() else shutil.which("runsc-py")
-    if not found:
-        pytest.fail("runsc-py is not installed (pip install -e .)")
-    return found
+    """A runsc-py executable for daemons to call (Docker's --add-runtime, containerd's
+    BinaryName) that runs this checkout's code, as RUNSC_PY does: the installed entry
+    point runs whichever checkout was installed last (`pip install -e`), which need not be
+    the one under test."""
+    tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
+    wrapper = Path(tempfile.gettempdir()) / f"runsc-py-{tag}"
+    text = (f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(REPO))} exec "
+            f"{shlex.quote(sys.executable)} -m runsc_py.cli \"$@\"\n")
+    if not wrapper.exists() or wrapper.read_text() != text:
+        tmp = wrapper.with_suffix(f".{os.getpid()}")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        tmp.rename(wrapper)
+    return str(wrapper)
 
 
 def mounts_below(path: str) -> list[str]:
