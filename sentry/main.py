@@ -169,9 +169,22 @@ class Sentry:
         cfg = self.cfg
         sock, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ready_r, ready_w = os.pipe()
-        pid = os.fork()
+        # The gofer is the only process of a PID namespace of its own: no host process has
+        # a pid it can name. Forked straight into it (it is pid 1 there), so that the pid
+        # this process waits for and the watchdog watches is the gofer's own; then this
+        # process's children are created in its own namespace again (setns with a pidfd
+        # of itself), so that the workload's namespace can be made later.
+        own_pidns = os.pidfd_open(os.getpid())
+        try:
+            linux.unshare(linux.CLONE_NEWPID)
+            pid = os.fork()
+        except BaseException:
+            linux.setns(own_pidns, linux.CLONE_NEWPID)
+            os.close(own_pidns)
+            raise
         if pid == 0:
             try:
+                os.close(own_pidns)
                 sock.close()
                 os.close(ready_r)
                 release_stdio()  # errors go back over ready_w
@@ -179,6 +192,8 @@ class Sentry:
                                  ready_w)
             finally:
                 os._exit(1)
+        linux.setns(own_pidns, linux.CLONE_NEWPID)
+        os.close(own_pidns)
         self.gofer_pid = pid
         peer.close()
         os.close(ready_w)
@@ -386,9 +401,25 @@ class Sentry:
         return result[0]
 
     def _gofer_died(self) -> int:
-        log.error("the gofer exited: stopping the sandbox")
-        os.kill(self.init_pid, signal.SIGKILL)
+        os.kill(self.init_pid, signal.SIGKILL)  # first (the watchdog does it too)
         os.waitpid(self.init_pid, 0)
+        # How it ended, read without reaping it (finish and abort wait for it, as
+        # before); its socket closes as it exits, so it is gone or nearly so.
+        try:
+            info = os.waitid(os.P_PID, self.gofer_pid, os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            info = None
+        if info is None:
+            how = "exited"
+        elif info.si_code == os.CLD_EXITED:
+            how = f"exited with status {info.si_status}"
+        else:
+            sig = info.si_status
+            how = f"was killed by {signal.strsignal(sig) or sig} (signal {sig})"
+            if sig == signal.SIGSYS:
+                how += (": a seccomp violation, a syscall outside its allowlist (the "
+                        "kernel's audit record, type=1326, names it)")
+        log.error("the gofer %s: stopping the sandbox", how)
         return 128 + signal.SIGKILL
 
     # -- control requests --------------------------------------------------------
