@@ -62,10 +62,20 @@ def test_gofer_is_confined(runsc, make_bundle):
         with open(f"/proc/{gofer}/net/dev") as f:
             interfaces = [line.split(":")[0].strip() for line in f.readlines()[2:]]
         assert interfaces == ["lo"]
-        # Its /proc is nothing of the host's: no mount in its tree shows the host's
-        # processes (the sandbox's /proc is the sentry's synthetic one).
+        # Its /proc is nothing of the host's: no mount in its tree is a procfs (the
+        # sandbox's /proc is the sentry's synthetic one), and the one it holds, mounted
+        # nowhere, shows its own process alone and no system files.
         with open(f"/proc/{gofer}/mountinfo") as f:
             assert not [line for line in f if " - proc " in line]
+        procs = []
+        for fd in os.listdir(f"/proc/{gofer}/fd"):
+            try:
+                entries = set(os.listdir(f"/proc/{gofer}/fd/{fd}"))
+            except OSError:
+                continue  # not a directory
+            if "self" in entries:
+                procs.append(entries)
+        assert procs == [{"1", "self", "thread-self"}]
     finally:
         runsc("delete", "--force", cid)
 
