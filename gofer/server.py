@@ -659,6 +659,15 @@ class Gofer:
             w.thread = thread
 
 
+def _close_all_but(keep: set[int]) -> None:
+    low = 0
+    for fd in sorted(keep):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
 def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict],
         bundle: str, ready_w: int) -> None:
     """Body of the gofer process (never returns). Reports readiness or a one-line error
@@ -678,6 +687,10 @@ def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict]
         threading.stack_size(_WAITER_STACK)
         synthetic = mounts.build_tree(rootfs, readonly, mount_list, bundle)
         gofer = Gofer(sock, procfd, synthetic)
+        # Nothing else of the sentry's it was forked from (the log file, its epoll, the
+        # pipe it reports to the launcher on): only what serving needs.
+        _close_all_but({0, 1, 2, ready_w, sock.fileno(), gofer.rootfd, procfd,
+                        *gofer.synthetic.values()})
         # An empty network namespace of its own (nothing to reach over a network), and no
         # privilege to gain through exec (it never execs; the filter refuses it anyway).
         linux.unshare(linux.CLONE_NEWNET)

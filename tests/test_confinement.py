@@ -76,6 +76,12 @@ def test_gofer_is_confined(runsc, make_bundle):
             if "self" in entries:
                 procs.append(entries)
         assert procs == [{"1", "self", "thread-self"}]
+        # And nothing else of the sentry's (its log file, its epoll, its pipes): stdio on
+        # /dev/null, the sentry's socket, its root and that procfs.
+        fds = sorted(os.readlink(f"/proc/{gofer}/fd/{fd}")
+                     for fd in os.listdir(f"/proc/{gofer}/fd"))
+        assert [f for f in fds if not f.startswith("socket:")] == ["/", "/"] + 3 * ["/dev/null"]
+        assert len(fds) == 6
     finally:
         runsc("delete", "--force", cid)
 
