@@ -20,7 +20,7 @@ import stat
 import struct
 import threading
 
-from gofer import linux, mounts, protocol
+from gofer import confine, linux, mounts, protocol
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _RESOLVE = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS
@@ -78,13 +78,19 @@ class Gofer:
                           if mtype == "proc"}
         self.passed: int | None = None  # the descriptor sent with the current request
         self.rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        self.procfd = procfd  # the host's /proc, only to reopen the gofer's own descriptors
+        self.procfd = procfd  # its own /proc, only to reopen its own descriptors
         self.rid: int | None = None  # the current request's id, if it may be answered later
         self.waiting: dict[int, _Waiting] = {}
         self.lock = threading.Lock()  # self.waiting, shared with the waiting threads
         self.creds: tuple | None = None
-        _, self.permitted, self.inheritable = linux.capget()
-        # The sentry's own requests (no workload thread behind them) run as full root.
+        self.set_capabilities(*linux.capget()[1:])
+
+    def set_capabilities(self, permitted: int, inheritable: int) -> None:
+        """The capabilities the gofer has to lend its callers (after confine.apply)."""
+        self.permitted, self.inheritable = permitted, inheritable
+        self.creds = None
+        # The sentry's own requests (no workload thread behind them) run as root with
+        # all of them.
         self.own_creds = (0, 0, [], 0o022, self.permitted)
 
     # -- helpers ---------------------------------------------------------------
@@ -653,6 +659,15 @@ class Gofer:
             w.thread = thread
 
 
+def _close_all_but(keep: set[int]) -> None:
+    low = 0
+    for fd in sorted(keep):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
 def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict],
         bundle: str, ready_w: int) -> None:
     """Body of the gofer process (never returns). Reports readiness or a one-line error
@@ -664,16 +679,25 @@ def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict]
     signal.signal(_CANCEL_SIGNAL, lambda _sig, _frame: None)
     signal.siginterrupt(_CANCEL_SIGNAL, True)
     try:
-        # Before the container tree hides it: reopening the gofer's own descriptors
-        # (a FIFO's end, truncate's file) goes through /proc/self/fd.
-        procfd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # Reopening the gofer's own descriptors (a FIFO's end, truncate's file) goes
+        # through /proc/self/fd: of a procfs of its own PID namespace, where it is alone
+        # (the sentry forks it into one), with nothing but its own process directory
+        # (subset=pid), and mounted nowhere (no path in the tree leads to it).
+        procfd = linux.mount_proc_detached("subset=pid")
         threading.stack_size(_WAITER_STACK)
         synthetic = mounts.build_tree(rootfs, readonly, mount_list, bundle)
         gofer = Gofer(sock, procfd, synthetic)
-        # Confinement, in part (issue 11): an empty network namespace of its own (nothing to
-        # reach over a network), and no privilege to gain through exec (it never execs).
+        # Nothing else of the sentry's it was forked from (the log file, its epoll, the
+        # pipe it reports to the launcher on): only what serving needs.
+        _close_all_but({0, 1, 2, ready_w, sock.fileno(), gofer.rootfd, procfd,
+                        *gofer.synthetic.values()})
+        # An empty network namespace of its own (nothing to reach over a network), and no
+        # privilege to gain through exec (it never execs; the filter refuses it anyway).
         linux.unshare(linux.CLONE_NEWNET)
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        # Then only the capabilities its operations need, and the syscall allowlist.
+        confine.apply()
+        gofer.set_capabilities(*linux.capget()[1:])
     except mounts.MountError as e:
         os.write(ready_w, f"error:{e}".encode())
         os._exit(1)

@@ -57,7 +57,7 @@ ALLOWED = (
     "fchownat", "utimensat", "ftruncate", "memfd_create", "statfs", "fstatfs",
     "getcwd", "faccessat2", "access",
     # reaping the gofer, the spawner and the watchdog at the end
-    "wait4", "renameat", "renameat2",
+    "wait4", "waitid", "renameat", "renameat2",
 )
 
 

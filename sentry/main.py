@@ -153,9 +153,22 @@ class Sentry:
         cfg = self.cfg
         sock, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ready_r, ready_w = os.pipe()
-        pid = os.fork()
+        # The gofer is the only process of a PID namespace of its own: no host process has
+        # a pid it can name. Forked straight into it (it is pid 1 there), so that the pid
+        # this process waits for and the watchdog watches is the gofer's own; then this
+        # process's children are created in its own namespace again (setns with a pidfd
+        # of itself), so that the workload's namespace can be made later.
+        own_pidns = os.pidfd_open(os.getpid())
+        try:
+            linux.unshare(linux.CLONE_NEWPID)
+            pid = os.fork()
+        except BaseException:
+            linux.setns(own_pidns, linux.CLONE_NEWPID)
+            os.close(own_pidns)
+            raise
         if pid == 0:
             try:
+                os.close(own_pidns)
                 sock.close()
                 os.close(ready_r)
                 release_stdio()  # errors go back over ready_w
@@ -163,6 +176,8 @@ class Sentry:
                                  ready_w)
             finally:
                 os._exit(1)
+        linux.setns(own_pidns, linux.CLONE_NEWPID)
+        os.close(own_pidns)
         self.gofer_pid = pid
         peer.close()
         os.close(ready_w)
@@ -362,9 +377,9 @@ class Sentry:
                     gofer.check_waiting()
                     checked = time.monotonic()
             except GoferGone:
-                return self._died("the gofer")
+                return self._died("the gofer", self.gofer_pid)
             except SpawnerGone:
-                return self._died("the spawner")
+                return self._died("the spawner", self.spawner.pid)
         return result[0]
 
     def _exits(self, result: list[int]) -> None:
@@ -377,12 +392,12 @@ class Sentry:
             elif pid in self.exec_waiters:
                 self._exec_exited(pid, code)
 
-    def _died(self, what: str) -> int:
-        log.error("%s exited: stopping the sandbox", what)
-        try:  # the watchdog kills it too
+    def _died(self, what: str, pid: int) -> int:
+        try:  # first (the watchdog does it too)
             self.spawner.signal(self.init_pid, signal.SIGKILL)
         except OSError:
-            pass
+            pass  # the spawner itself is gone: its children die with it
+        log.error("%s %s: stopping the sandbox", what, _how_it_ended(pid))
         return 128 + signal.SIGKILL
 
     # -- control requests --------------------------------------------------------
@@ -522,6 +537,25 @@ def _close_inherited_fds(keep: set[int]) -> None:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def _how_it_ended(pid: int) -> str:
+    """How a child of the sentry ended, read without reaping it (finish and abort wait
+    for it); its socket closed as it exited, so it is gone or nearly so."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        info = None
+    if info is None:
+        return "exited"
+    if info.si_code == os.CLD_EXITED:
+        return f"exited with status {info.si_status}"
+    sig = info.si_status
+    how = f"was killed by {signal.strsignal(sig) or sig} (signal {sig})"
+    if sig == signal.SIGSYS:
+        how += (": a seccomp violation, a syscall outside its allowlist (the kernel's "
+                "audit record, type=1326, names it)")
+    return how
 
 
 def _sentry_cpu(allowed: set[int], cpuset: str | None) -> int:

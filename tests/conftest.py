@@ -6,9 +6,11 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -182,6 +184,43 @@ def runsc_py_binary() -> str:
         tmp.chmod(0o755)
         tmp.rename(wrapper)
     return str(wrapper)
+
+
+def inject_syscall(pid: int, nr: int, *args: int) -> str:
+    """Make pid (waiting in a blocking syscall) make syscall nr, as code taken over in it
+    would: ptrace back over the `syscall` instruction it is in, with new registers, and
+    let it go on. How that went: "killed" (SECCOMP_RET_KILL_PROCESS), "trapped" (a SIGSYS came,
+    and is delivered on detaching) or "ran" (the call was made; the process goes on)."""
+    from ptrace.binding import func as ptrace
+    wall = 0x40000000
+    ptrace.ptrace_attach(pid)
+    _, status = os.waitpid(pid, wall)
+    assert os.WIFSTOPPED(status)
+    regs = ptrace.ptrace_getregs(pid)
+    at = regs.rip - 2
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        assert os.pread(mem.fileno(), 2, at) == b"\x0f\x05", "not after a syscall instruction"
+    regs.rip, regs.rax, regs.orig_rax = at, nr, -1 & 0xFFFFFFFFFFFFFFFF  # no restart
+    for reg, value in zip(("rdi", "rsi", "rdx", "r10", "r8", "r9"), args, strict=False):
+        setattr(regs, reg, value & 0xFFFFFFFFFFFFFFFF)
+    ptrace.ptrace_setregs(pid, regs)
+    ptrace.ptrace_cont(pid, 0)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        got, status = os.waitpid(pid, wall | os.WNOHANG)
+        if got:
+            break
+        time.sleep(0.01)
+    else:  # still running: the call was made; stop it to let it go
+        os.kill(pid, signal.SIGSTOP)
+        os.waitpid(pid, wall)
+        ptrace.ptrace_detach(pid, 0)
+        return "ran"
+    if not os.WIFSTOPPED(status):
+        return "killed"
+    sig = os.WSTOPSIG(status)
+    ptrace.ptrace_detach(pid, sig)  # delivered as it came
+    return "trapped" if sig == signal.SIGSYS else "ran"
 
 
 def mounts_below(path: str) -> list[str]:

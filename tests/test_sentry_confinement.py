@@ -12,8 +12,7 @@ import time
 import uuid
 
 import pytest
-from ptrace.binding import ptrace_detach
-from ptrace.debugger import PtraceDebugger
+from conftest import inject_syscall
 
 from sentry import confine
 
@@ -68,31 +67,6 @@ def test_sentry_runs_confined(runsc, make_bundle):
         runsc("delete", "--force", cid)
 
 
-def _inject_syscall(pid: int, nr: int, *args: int) -> None:
-    """Make pid (waiting in a syscall) make syscall nr, as code running in it would, and
-    deliver what that brings (SIGSYS) as it comes."""
-    debugger = PtraceDebugger()
-    proc = debugger.addProcess(pid, False)
-    try:
-        regs = proc.getregs()
-        # Stopped in a syscall: rip is just past its two-byte syscall instruction.
-        assert proc.readBytes(regs.rip - 2, 2) == b"\x0f\x05"
-        regs.rip -= 2
-        regs.orig_rax = -1 & (2**64 - 1)  # no restart of the interrupted call
-        regs.rax = nr
-        for reg, value in zip(("rdi", "rsi", "rdx", "r10", "r8", "r9")[:len(args)], args,
-                              strict=True):
-            setattr(regs, reg, value)
-        proc.setregs(regs)
-        proc.cont()
-        event = proc.waitEvent()
-        sig = getattr(event, "signum", None)
-    finally:
-        debugger.deleteProcess(proc)
-    assert sig == signal.SIGSYS, f"the injected syscall {nr} did not trap ({event})"
-    ptrace_detach(pid, sig)
-
-
 # kill(1, 0): signal a host process; socket(AF_INET): a network. Both harmless if run.
 @pytest.mark.parametrize("nr,args", [(62, (1, 0)), (41, (2, 1, 0))], ids=["kill", "socket"])
 def test_syscall_outside_the_allowlist_kills_the_sentry_loudly(runsc, make_bundle, tmp_path,
@@ -107,7 +81,7 @@ def test_syscall_outside_the_allowlist_kills_the_sentry_loudly(runsc, make_bundl
         state = _wait_running(runsc, cid)
         sentry, init = state["pid"], state["init_pid"]
         time.sleep(0.2)  # into its epoll_wait
-        _inject_syscall(sentry, nr, *args)
+        assert inject_syscall(sentry, nr, *args) == "trapped"
         _, err = run.communicate(timeout=20)
         assert run.returncode == 128 + signal.SIGSYS
         assert "outside its seccomp allowlist" in err, err
