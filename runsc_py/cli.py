@@ -184,7 +184,7 @@ def _start_and_wait(container: Container, pid: int, detach: bool,
         signal.signal(s, h)
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS:
         msg = ("the sentry made a syscall outside its seccomp allowlist and was killed "
-               "(SIGSYS); the log has its stack, the kernel's audit log the syscall")
+               "(SIGSYS); the log (--log) has the Python stack that made it")
         log.error("%s", msg)
         click.echo(f"runsc-py: {msg}", err=True)
     launcher.destroy(container, container.load())

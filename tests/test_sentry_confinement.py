@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from conftest import inject_syscall
@@ -96,3 +98,17 @@ def test_syscall_outside_the_allowlist_kills_the_sentry_loudly(runsc, make_bundl
             run.kill()
             run.wait()
         runsc("delete", "--force", cid)
+
+
+def test_sentry_lists_are_the_documented_ones():
+    """README's "Confinement: the sentry and the spawner" names exactly confine's lists."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Confinement: the sentry and the spawner")[1].split("\n### ")[0]
+    named = set(re.findall(r"`([a-z0-9_]+)`", section))
+    assert set(confine.ALLOWED) | set(confine.RULED) <= named
+    assert f"seccomp allowlist of {len(confine.ALLOWED) + len(confine.RULED)} host" in \
+        " ".join(section.split())
+    for why in confine.CAPS_KEPT.values():
+        assert " ".join(why.split()) in " ".join(section.split())
+    assert not {"kill", "clone", "fork", "execve", "socket", "mount", "ptrace", "setns"} & \
+        (set(confine.ALLOWED) | set(confine.RULED))
