@@ -55,6 +55,8 @@ SYSCALLS: dict[str, str] = {
     "symlinkat": "symlink", "unlinkat": "unlink, rmdir", "renameat2": "rename",
     "linkat": "link", "fchmodat2": "chmod", "fchownat": "chown", "utimensat": "utimes",
     "ftruncate": "truncate",
+    "bind": "a workload's AF_UNIX socket bound to a path, as its caller",
+    "chdir": "the caller's cwd, for a relative socket path (and back to /)",
     # the caller's credentials, per request
     "umask": "its umask", "setfsuid": "its fsuid", "setfsgid": "its fsgid",
     "setgroups": "its groups", "capget": "the gofer's own (once)",
@@ -72,7 +74,7 @@ DENIED = ("kill", "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_s
           "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsmount",
           "fsconfig", "fspick", "mount_setattr", "unshare", "setns", "setuid", "setgid",
           "setreuid", "setregid", "setresuid", "setresgid", "prctl", "seccomp", "bpf",
-          "perf_event_open", "socket", "connect", "bind", "keyctl", "add_key",
+          "perf_event_open", "socket", "connect", "keyctl", "add_key",
           "request_key", "init_module", "finit_module", "delete_module", "kexec_load",
           "reboot", "swapon", "open_by_handle_at", "name_to_handle_at", "userfaultfd",
           "io_uring_setup")

@@ -23,6 +23,7 @@ import threading
 from gofer import confine, linux, mounts, protocol
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_SOCKADDR_UN_SIZE = 110  # sa_family + sun_path[108]
 _RESOLVE = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS
 # open(2) ignores unknown flag bits, openat2(2) refuses them: keep only real ones.
 _OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND
@@ -512,6 +513,27 @@ class Gofer:
             os.close(wfd)
         return 0, None
 
+    def op_bind(self, addr: bytes, cwd: bytes):
+        """The workload's AF_UNIX socket (sent with the request) bound to the path in
+        addr, the very bytes it gave: the kernel makes the socket file in the container
+        tree (this process's root) with the caller's fsuid, fsgid and umask, and
+        getsockname shows what the workload asked for. The kernel's own walk from here
+        resolves symlinks and `..` inside this root, as the workload's walk would in its
+        copy of the tree, with the caller's credentials: nothing it could not reach."""
+        if self.passed is None:
+            raise OSError(errno.EBADF, "no descriptor sent")
+        if not isinstance(addr, bytes) or not 2 < len(addr) <= _SOCKADDR_UN_SIZE:
+            raise OSError(errno.EINVAL, "bad address")
+        os.chdir(cwd)  # a relative path starts at the caller's cwd
+        try:
+            buf = ctypes.create_string_buffer(addr, len(addr))
+            if _libc.bind(self.passed, buf, len(addr)) < 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
+        finally:
+            os.chdir("/")
+        return 0, None
+
     # -- loop ------------------------------------------------------------------
     def _dispatch(self, req: dict) -> tuple:
         op = req.pop("op", None)
@@ -591,6 +613,13 @@ class Gofer:
                 raise OSError(errno.EPERM, "a process's entries keep their times")
             self._may_set_times(req["path"], req.get("times"))
             return 0, None  # procfs takes the times and keeps nothing
+        elif op == "bind" and isinstance(req.get("addr"), bytes):
+            name = req["addr"][2:].split(b"\0", 1)[0]
+            path = name if name.startswith(b"/") else req.get("cwd", b"/") + b"/" + name
+            if self._on_proc(path, parent=True):
+                if not self._exists(path):
+                    raise OSError(errno.ENOENT, "no such entry in /proc")
+                raise OSError(errno.EADDRINUSE, "in /proc")
         elif op in ("open", "truncate"):
             path = req.get("path")
             if req.get("base") is None and self._on_proc(path, parent=True):
