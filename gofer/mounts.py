@@ -169,8 +169,41 @@ def _make_devices(rootfd: int) -> None:
         os.close(fd)
 
 
-def build_tree(rootfs: str, readonly: bool, mounts: list[dict],
-               bundle: str) -> dict[str, tuple[int, str]]:
+def _restrict_paths(rootfd: int, masked: list[str], readonly: list[str]) -> None:
+    """linux.maskedPaths and linux.readonlyPaths, as runc applies them: a masked
+    directory is covered by an empty read-only tmpfs, a masked file by /dev/null; a
+    read-only path is bound onto itself and made read-only. Paths that do not exist are
+    skipped (so are those in a synthetic tree, still empty here: the sentry masks what it
+    renders there). Symlinks are followed inside the root."""
+    for path, masking in [*((p, True) for p in masked), *((p, False) for p in readonly)]:
+        try:
+            fd = _resolve_in_root(rootfd, path, os.O_PATH)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            raise MountError(f"{'masking' if masking else 'read-only path'} {path}: "
+                             f"{e.strerror}") from None
+        target = f"/proc/self/fd/{fd}"
+        try:
+            if not masking:
+                linux.mount(target, target, None, linux.MS_BIND | linux.MS_REC)
+                os.close(fd)  # the descriptor names what is under the new mount
+                fd = _resolve_in_root(rootfd, path, os.O_PATH)
+                linux.mount_setattr_readonly(f"/proc/self/fd/{fd}", recursive=True)
+            elif stat.S_ISDIR(os.fstat(fd).st_mode):
+                linux.mount("tmpfs", target, "tmpfs", linux.MS_RDONLY)  # runc's: mode 1777
+            else:
+                linux.mount("/dev/null", target, None, linux.MS_BIND)
+        except OSError as e:
+            raise MountError(f"{'masking' if masking else 'read-only path'} {path}: "
+                             f"{e.strerror}") from None
+        finally:
+            os.close(fd)
+
+
+def build_tree(rootfs: str, readonly: bool, mounts: list[dict], bundle: str,
+               masked: list[str] = (), readonly_paths: list[str] = ()
+               ) -> dict[str, tuple[int, str]]:
     """Make the container tree this process's root. Returns the synthetic mount points,
     each with a descriptor of a writable clone of its mount (for the sentry) and its type."""
     linux.unshare(linux.CLONE_NEWNS)
@@ -185,6 +218,7 @@ def build_tree(rootfs: str, readonly: bool, mounts: list[dict],
             except OSError as e:  # creating the mount point
                 raise MountError(f"mount at {m['destination']}: {e.strerror}") from None
         _make_devices(rootfd)
+        _restrict_paths(rootfd, list(masked), list(readonly_paths))
     finally:
         os.close(rootfd)
     os.chdir(rootfs)

@@ -698,7 +698,8 @@ def _close_all_but(keep: set[int]) -> None:
 
 
 def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict],
-        bundle: str, ready_w: int) -> None:
+        bundle: str, ready_w: int, masked: list[str] = (),
+        readonly_paths: list[str] = ()) -> None:
     """Body of the gofer process (never returns). Reports readiness or a one-line error
     on ready_w, then serves until the sentry closes the socket."""
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -714,7 +715,8 @@ def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict]
         # (subset=pid), and mounted nowhere (no path in the tree leads to it).
         procfd = linux.mount_proc_detached("subset=pid")
         threading.stack_size(_WAITER_STACK)
-        synthetic = mounts.build_tree(rootfs, readonly, mount_list, bundle)
+        synthetic = mounts.build_tree(rootfs, readonly, mount_list, bundle, masked,
+                                      readonly_paths)
         gofer = Gofer(sock, procfd, synthetic)
         # Nothing else of the sentry's it was forked from (the log file, its epoll, the
         # pipe it reports to the launcher on): only what serving needs.

@@ -189,6 +189,8 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
             if not os.path.exists(path):
                 raise UserError(f"config.json: {where}: namespace path {path!r} does not exist")
             ns_paths[ns_type] = path
+    masked = _absolute_paths(linux, "maskedPaths")
+    readonly_paths = _absolute_paths(linux, "readonlyPaths")
     hostname = _no_nul(_expect(spec.get("hostname", ""), str, "hostname"), "hostname")
     domainname = _no_nul(_expect(spec.get("domainname", ""), str, "domainname"), "domainname")
     if len(hostname.encode()) > 64 or len(domainname.encode()) > 64:
@@ -209,7 +211,17 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
         mounts=mounts, hostname=hostname or container_id[:63] or "localhost",
         domainname=domainname, process=process, namespace_paths=ns_paths,
         state_dir=state_dir, resources=resources, cgroup_path=cgroup_path,
-        share_cpu=share_cpu == "true")
+        share_cpu=share_cpu == "true", masked_paths=masked, readonly_paths=readonly_paths)
+
+
+def _absolute_paths(linux: dict, key: str) -> list[str]:
+    """linux.maskedPaths / linux.readonlyPaths: absolute container paths."""
+    paths = _string_list(_list_or_absent(linux, key, f"linux.{key}"), f"linux.{key}")
+    for i, p in enumerate(paths):
+        if not p.startswith("/"):
+            raise UserError(f"config.json: linux.{key}[{i}] must be an absolute path")
+        _no_nul(p, f"linux.{key}[{i}]")
+    return paths
 
 
 def _optional_int(obj: dict, key: str, where: str) -> int | None:

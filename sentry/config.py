@@ -39,3 +39,5 @@ class SandboxConfig:
     cgroup_path: str = ""  # below each hierarchy's root
     console_socket: str = ""  # where the pty master goes when process.terminal
     share_cpu: bool = False  # the workload runs on the sentry's CPU (README: Performance)
+    masked_paths: list[str] = field(default_factory=list)  # linux.maskedPaths
+    readonly_paths: list[str] = field(default_factory=list)  # linux.readonlyPaths

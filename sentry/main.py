@@ -173,7 +173,7 @@ class Sentry:
                 os.close(ready_r)
                 release_stdio()  # errors go back over ready_w
                 gofer_server.run(peer, cfg.rootfs, cfg.readonly_root, cfg.mounts, cfg.bundle,
-                                 ready_w)
+                                 ready_w, cfg.masked_paths, cfg.readonly_paths)
             finally:
                 os._exit(1)
         linux.setns(own_pidns, linux.CLONE_NEWPID)
@@ -276,7 +276,7 @@ class Sentry:
         self._add_platform(notify_fd)
         if "/proc" in synthetic_fds:
             self.kernel.procfs = ProcFS(synthetic_fds["/proc"], synthetic_fds.get("/sys"),
-                                        self.init_pid, self.kernel)
+                                        self.init_pid, self.kernel, cfg.masked_paths)
         self.state_fd, path = control_path(cfg.state_dir)
         self.control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # 0600 from the moment it exists, whatever umask the runtime was given (the
