@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gofer.devices import Device, Rule
 from sentry.cgroup import Resources
 
 
@@ -41,3 +42,5 @@ class SandboxConfig:
     share_cpu: bool = False  # the workload runs on the sentry's CPU (README: Performance)
     masked_paths: list[str] = field(default_factory=list)  # linux.maskedPaths
     readonly_paths: list[str] = field(default_factory=list)  # linux.readonlyPaths
+    devices: list[Device] = field(default_factory=list)  # linux.devices
+    device_rules: list[Rule] = field(default_factory=list)  # linux.resources.devices

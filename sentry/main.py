@@ -19,6 +19,7 @@ import time
 from gofer import linux
 from gofer import server as gofer_server
 from gofer.client import GoferClient, GoferGone
+from gofer.mounts import TreeSpec
 from sentry import confine, console, watchdog, workload
 from sentry.cgroup import Cgroup, CgroupError, Resources, parse_cpu_list
 from sentry.config import ProcessConfig, SandboxConfig
@@ -172,8 +173,9 @@ class Sentry:
                 sock.close()
                 os.close(ready_r)
                 release_stdio()  # errors go back over ready_w
-                gofer_server.run(peer, cfg.rootfs, cfg.readonly_root, cfg.mounts, cfg.bundle,
-                                 ready_w, cfg.masked_paths, cfg.readonly_paths)
+                gofer_server.run(peer, TreeSpec(
+                    cfg.rootfs, cfg.readonly_root, cfg.mounts, cfg.bundle, cfg.masked_paths,
+                    cfg.readonly_paths, cfg.devices, cfg.device_rules), ready_w)
             finally:
                 os._exit(1)
         linux.setns(own_pidns, linux.CLONE_NEWPID)

@@ -257,6 +257,17 @@ def test_read_only_root_with_a_tmpfs(docker):
         assert "Read-only file system" in r.stderr, (runtime, r)
 
 
+def test_device_is_there_and_others_are_not_as_under_runc(docker):
+    """--device adds the node and its devices-cgroup rule; a node made inside (mknod of
+    another device, allowed by CAP_MKNOD's "m") still cannot be opened."""
+    script = ("stat -c '%F %t:%T' /dev/myzero; head -c 3 /dev/myzero | od -An -tx1; "
+              "ls /dev/kmsg 2>&1; cat /dev/kmsg 2>&1 | head -c 0; echo done")
+    args = ("--device", "/dev/zero:/dev/myzero", IMAGE, "sh", "-c", script)
+    ours, theirs = docker.run(*args), docker.run(*args, runtime="runc")
+    assert theirs.returncode == 0 and "character special file 1:5" in theirs.stdout, theirs
+    assert ours.stdout == theirs.stdout, (ours, theirs)
+
+
 def test_user_env_workdir_and_hostname_match_runc(docker):
     args = ("-u", "1000:1000", "-e", "GREETING=hi there", "-w", "/tmp",
             "--hostname", "sandboxed", IMAGE, "sh", "-c",
