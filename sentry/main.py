@@ -32,6 +32,7 @@ STARTED_MARK = "started"
 _NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE,
                   signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
                   signal.SIGTRAP, signal.SIGSYS}
+_START_PIDS_RESERVE = 16  # tasks the sandbox may start before it counts its own
 _WAIT_CHECK = 0.05  # seconds between checks that waiting FIFO opens are still wanted
 _JOINED_NAMESPACES = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC,
                       "time": linux.CLONE_NEWTIME, "mnt": linux.CLONE_NEWNS}
@@ -160,6 +161,7 @@ class Sentry:
         self.init_pid = 0
         self.started = False
         self.cgroup: Cgroup | None = None
+        self.cgroup_origin: dict[str, str] = {}
         self.epoll = select.epoll()
         self.handlers: dict[int, object] = {}  # fd -> callable(events)
         self.exec_waiters: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, conn)
@@ -247,8 +249,35 @@ class Sentry:
             os.close(master)
         return [slave, slave, slave]
 
+    def _join_cgroup(self) -> None:
+        """The container's cgroup, made and joined before anything is forked: every process
+        of the sandbox is born in it (sentry/cgroup.py). Pages the sentry shares with the
+        runtime that forked it stay charged where they were (v1's move_charge_at_immigrate
+        is gone from current kernels); everything written from here on is charged here."""
+        cgroup = Cgroup(self.cfg.cgroup_path)
+        # Room for the sentry, gofer and watchdog until they are counted (below).
+        cgroup.pids_reserve = _START_PIDS_RESERVE
+        try:
+            cgroup.create(self.cfg.resources)
+        except CgroupError as e:
+            raise SetupError(str(e)) from None
+        self.cgroup = cgroup
+        self.cgroup_origin = cgroup.where(os.getpid())
+        try:
+            cgroup.join(os.getpid())
+        except CgroupError as e:
+            raise SetupError(str(e)) from None
+        try:
+            # An OOM kill in the container takes a workload process, never the sandbox
+            # (inherited by the gofer and the watchdog; the workload resets its own).
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("-1000")
+        except OSError as e:
+            log.warning("oom_score_adj: %s", e.strerror)
+
     def create(self) -> None:
         cfg = self.cfg
+        self._join_cgroup()
         self.workload_cpus = os.sched_getaffinity(0)
         # The sentry and the gofer take turns (one waits while the other works): on one
         # CPU a request is a context switch, not a cross-CPU wake-up (slow on VMs).
@@ -256,13 +285,12 @@ class Sentry:
         self.gofer, synthetic = self._spawn_gofer()
         # Before the PID namespace exists, so that no workload process can signal it.
         self.watchdog_pid, watchdog_w = watchdog.start(self.gofer_pid)
-        _ensure_cwd(self.gofer, cfg.process.cwd)
-        self.cgroup = Cgroup(cfg.cgroup_path)
         try:
-            self.cgroup.create(cfg.resources)
+            # The workload's pids limit is the spec's: the sandbox's own tasks come on top.
+            self.cgroup.set_pids_reserve(self.cgroup.task_count())
         except CgroupError as e:
-            self.cgroup = None
             raise SetupError(str(e)) from None
+        _ensure_cwd(self.gofer, cfg.process.cwd)
         self.kernel = Kernel(gofer=self.gofer, hostname=cfg.hostname,
                              domainname=cfg.domainname or "(none)", cgroup=self.cgroup,
                              gofer_pid=self.gofer_pid)
@@ -310,6 +338,7 @@ class Sentry:
                     pass
         if self.cgroup is not None:
             try:
+                self.cgroup.leave(os.getpid(), self.cgroup_origin)
                 self.cgroup.remove()
             except CgroupError as e:
                 log.error("%s", e)
@@ -461,6 +490,15 @@ class Sentry:
     def _exec(self, req: dict, fds: list[int], conn: socket.socket) -> dict:
         """A new process in the running sandbox: same PIDs, /proc, gofer and limits."""
         proc = process_from_wire(req["process"])
+        self._reserve_pids(1)  # the proxy: the sandbox's, not the workload's
+        try:
+            return self._exec_in(proc, req, fds, conn)
+        except BaseException:
+            self._reserve_pids(-1)
+            raise
+
+    def _exec_in(self, proc: ProcessConfig, req: dict, fds: list[int],
+                 conn: socket.socket) -> dict:
         _ensure_cwd(self.gofer, proc.cwd)
         stdio = self._terminal(proc, req.get("console_socket") or "")
         if stdio is None:
@@ -494,6 +532,12 @@ class Sentry:
         self._watch(conn.fileno(), lambda _e: self._exec_proxy_gone(pidfd, conn))
         return {"pid": pid}
 
+    def _reserve_pids(self, delta: int) -> None:
+        try:
+            self.cgroup.reserve_pids(delta)
+        except CgroupError as e:
+            log.warning("%s", e)
+
     def _exec_proxy_gone(self, pidfd: int, conn: socket.socket) -> None:
         self._unwatch(conn.fileno())
         try:
@@ -507,6 +551,7 @@ class Sentry:
         self._unwatch(conn.fileno())
         os.close(pidfd)
         code = exit_code(os.waitpid(pid, 0)[1])
+        self._reserve_pids(-1)
         try:
             conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
         except OSError:
