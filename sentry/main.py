@@ -19,6 +19,7 @@ import time
 from gofer import linux
 from gofer import server as gofer_server
 from gofer.client import GoferClient, GoferGone
+from sentry import cgroup as cgroup_mod
 from sentry import console, watchdog, workload
 from sentry.cgroup import Cgroup, CgroupError, Resources, parse_cpu_list
 from sentry.config import ProcessConfig, SandboxConfig
@@ -252,8 +253,8 @@ class Sentry:
     def _join_cgroup(self) -> None:
         """The container's cgroup, made and joined before anything is forked: every process
         of the sandbox is born in it (sentry/cgroup.py). Pages the sentry shares with the
-        runtime that forked it stay charged where they were (v1's move_charge_at_immigrate
-        is gone from current kernels); everything written from here on is charged here."""
+        runtime that forked it would stay charged there (v1's move_charge_at_immigrate
+        is gone from current kernels): charge_shared_pages copies them."""
         cgroup = Cgroup(self.cfg.cgroup_path)
         # Room for the sentry, gofer and watchdog until they are counted (below).
         cgroup.pids_reserve = _START_PIDS_RESERVE
@@ -267,6 +268,7 @@ class Sentry:
             cgroup.join(os.getpid())
         except CgroupError as e:
             raise SetupError(str(e)) from None
+        cgroup_mod.charge_shared_pages()  # the sentry's memory is the container's
         try:
             # An OOM kill in the container takes a workload process, never the sandbox
             # (inherited by the gofer and the watchdog; the workload resets its own).
