@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import time
 
@@ -232,3 +233,27 @@ def test_oom_score_adj_spares_the_sandbox(runsc, runc, make_bundle):
             runsc("delete", "--force", cid)
         ref = bundle.set_args("cat", "/proc/self/oom_score_adj")
         assert ours == int(runc(ref).stdout) == (adj or 0), (adj, ours)
+
+
+def test_gofer_thread_the_pids_limit_refuses_is_an_errno(runsc, make_bundle):
+    """A FIFO open waits in a gofer thread, the workload's cost: with the workload's pids
+    all taken, that thread cannot start and the open fails (ENOMEM; Linux would wait);
+    the sentry and gofer live on and the container still answers."""
+    bundle = _resources(make_bundle("sh", "-c", "mkfifo /tmp/f; probe forkmany 500 open "
+                                    "/tmp/f rdonly 0; sleep 1000", readonly=False),
+                        pids={"limit": 20})
+    proc = subprocess.Popen(runsc.cmd("run", "--bundle", str(bundle.path), "fifo"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out = ""
+        deadline = time.monotonic() + 30
+        while out.count("\n") < 2 and time.monotonic() < deadline:  # a wait here: a hang
+            if select.select([proc.stdout], [], [], 0.5)[0]:
+                out += proc.stdout.readline()
+        got = probe_lines(out)
+        assert got["forkmany"][0] == "18 EAGAIN" and got["open"][0] == "ENOMEM", got
+        state = json.loads((runsc.root / "fifo" / "state.json").read_text())
+        assert all(os.path.exists(f"/proc/{state[k]}") for k in ("pid", "gofer_pid"))
+    finally:
+        runsc("kill", "fifo", "KILL")
+        proc.wait(timeout=30)
