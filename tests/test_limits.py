@@ -257,3 +257,24 @@ def test_gofer_thread_the_pids_limit_refuses_is_an_errno(runsc, make_bundle):
     finally:
         runsc("kill", "fifo", "KILL")
         proc.wait(timeout=30)
+
+
+def test_exec_proxy_does_not_take_the_workloads_pids(runsc, make_bundle):
+    """An exec's proxy waits in the container's cgroup as part of the sandbox: the sentry
+    adds it to pids.max, so the exec'd process still has the workload's whole limit."""
+    bundle = _resources(make_bundle("sh", "-c", "while true; do sleep 1000; done"),
+                        pids={"limit": 6})
+    assert runsc("create", "--bundle", str(bundle.path), "px").returncode == 0
+    try:
+        assert runsc("start", "px").returncode == 0
+        time.sleep(0.3)
+        # The probe's children keep its stdout open: read its line, not to EOF.
+        proc = subprocess.Popen(runsc.cmd("exec", "px", "probe", "forkmany", "10"),
+                                stdout=subprocess.PIPE, text=True)
+        ready = select.select([proc.stdout], [], [], 30)[0]
+        line = proc.stdout.readline() if ready else "(nothing in 30 s)"
+        # 6 = sh, its sleep, the probe and 3 children; the proxy comes on top.
+        assert probe_lines(line)["forkmany"] == ["3 EAGAIN"], line
+        assert proc.wait(timeout=30) == 0
+    finally:
+        runsc("delete", "--force", "px")
