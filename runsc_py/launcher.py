@@ -15,6 +15,8 @@ from sentry import main as sentry_main
 from sentry.cgroup import Cgroup, CgroupError
 from sentry.config import SandboxConfig
 
+CONTROL_TIMEOUT = 30  # seconds
+
 
 def launch(cfg: SandboxConfig, detach: bool) -> tuple[int, int, int]:
     """Fork the sentry; (sentry pid, gofer pid, init pid) once the container is created."""
@@ -74,10 +76,16 @@ def control(container: Container, request: dict) -> dict:
     fd, path = sentry_main.control_path(container.dir)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            # A sentry never takes long to answer, unless it is frozen (pause on cgroup v2
+            # freezes the whole sandbox): then say so rather than wait for ever.
+            s.settimeout(CONTROL_TIMEOUT)
             s.connect(path)
             s.sendall(json.dumps(request).encode() + b"\n")
             s.shutdown(socket.SHUT_WR)
             reply = sentry_main.LineReader(s).read()
+    except TimeoutError:
+        raise UserError(f"container {container.id!r} did not answer within "
+                        f"{CONTROL_TIMEOUT} s (is it paused?)") from None
     except OSError as e:
         raise UserError(f"container {container.id!r} is not reachable: {e.strerror}") from None
     except sentry_main.ProtocolError as e:
