@@ -235,6 +235,20 @@ def test_oom_score_adj_spares_the_sandbox(runsc, runc, make_bundle):
         assert ours == int(runc(ref).stdout) == (adj or 0), (adj, ours)
 
 
+def _read_lines(fd: int, n: int, timeout: float = 30) -> str:
+    """The first n lines a pipe gets (unbuffered: a wait here means a hang, not a test
+    that reads at its own pace), or what came within the timeout."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while out.count(b"\n") < n and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.5)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            out += chunk
+    return out.decode()
+
+
 def test_gofer_thread_the_pids_limit_refuses_is_an_errno(runsc, make_bundle):
     """A FIFO open waits in a gofer thread, the workload's cost: with the workload's pids
     all taken, that thread cannot start and the open fails (ENOMEM; Linux would wait);
@@ -245,14 +259,15 @@ def test_gofer_thread_the_pids_limit_refuses_is_an_errno(runsc, make_bundle):
     proc = subprocess.Popen(runsc.cmd("run", "--bundle", str(bundle.path), "fifo"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        out = ""
-        deadline = time.monotonic() + 30
-        while out.count("\n") < 2 and time.monotonic() < deadline:  # a wait here: a hang
-            if select.select([proc.stdout], [], [], 0.5)[0]:
-                out += proc.stdout.readline()
+        out = _read_lines(proc.stdout.fileno(), 2)
         got = probe_lines(out)
-        assert got["forkmany"][0] == "18 EAGAIN" and got["open"][0] == "ENOMEM", got
         state = json.loads((runsc.root / "fifo" / "state.json").read_text())
+        pids = _cgroup_dirs(state["cgroup_path"])
+        pids = [d for d in pids if "/pids/" in d] or pids
+        counts = [open(os.path.join(pids[0], n)).read().strip()
+                  for n in ("pids.current", "pids.max")]
+        assert got.get("forkmany") == ["18 EAGAIN"] and got.get("open") == ["ENOMEM"], (
+            out, counts)
         assert all(os.path.exists(f"/proc/{state[k]}") for k in ("pid", "gofer_pid"))
     finally:
         runsc("kill", "fifo", "KILL")
@@ -270,9 +285,8 @@ def test_exec_proxy_does_not_take_the_workloads_pids(runsc, make_bundle):
         time.sleep(0.3)
         # The probe's children keep its stdout open: read its line, not to EOF.
         proc = subprocess.Popen(runsc.cmd("exec", "px", "probe", "forkmany", "10"),
-                                stdout=subprocess.PIPE, text=True)
-        ready = select.select([proc.stdout], [], [], 30)[0]
-        line = proc.stdout.readline() if ready else "(nothing in 30 s)"
+                                stdout=subprocess.PIPE)
+        line = _read_lines(proc.stdout.fileno(), 1)
         # 6 = sh, its sleep, the probe and 3 children; the proxy comes on top.
         assert probe_lines(line)["forkmany"] == ["3 EAGAIN"], line
         assert proc.wait(timeout=30) == 0
