@@ -15,6 +15,8 @@ from sentry import main as sentry_main
 from sentry.cgroup import Cgroup, CgroupError
 from sentry.config import SandboxConfig
 
+CONTROL_TIMEOUT = 30  # seconds
+
 
 def launch(cfg: SandboxConfig, detach: bool) -> tuple[int, int, int]:
     """Fork the sentry; (sentry pid, gofer pid, init pid) once the container is created."""
@@ -34,10 +36,39 @@ def launch(cfg: SandboxConfig, detach: bool) -> tuple[int, int, int]:
     finally:
         os.close(status_r)
     if not msg.startswith("ok:"):
-        os.waitpid(pid, 0)
-        raise UserError(msg.removeprefix("error:") or "the sentry failed to start")
+        _, status = os.waitpid(pid, 0)
+        if msg:
+            raise UserError(msg.removeprefix("error:"))  # the sentry cleaned up
+        _remove_half_made(cfg)
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and \
+                cfg.resources.memory_limit:
+            raise UserError("the sentry was killed while creating the sandbox: is the memory "
+                            f"limit ({cfg.resources.memory_limit}) too small for it?")
+        raise UserError("the sentry failed to start")
     _, gofer_pid, init_pid = msg.split(":")
     return pid, int(gofer_pid), int(init_pid)
+
+
+def _remove_half_made(cfg: SandboxConfig) -> None:
+    """The sentry died before it could report (an OOM kill in its own cgroup): end what it
+    started there and remove the cgroup, which it had made or joined while empty."""
+    try:
+        cgroup = Cgroup(cfg.cgroup_path)
+        if cgroup.frozen():
+            return  # never ours: the sentry does not freeze while creating
+        for _ in range(50):
+            pids = cgroup.pids()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+        cgroup.remove()
+    except CgroupError:
+        pass
 
 
 def control(container: Container, request: dict) -> dict:
@@ -45,10 +76,16 @@ def control(container: Container, request: dict) -> dict:
     fd, path = sentry_main.control_path(container.dir)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            # A sentry never takes long to answer, unless it is frozen (pause on cgroup v2
+            # freezes the whole sandbox): then say so rather than wait for ever.
+            s.settimeout(CONTROL_TIMEOUT)
             s.connect(path)
             s.sendall(json.dumps(request).encode() + b"\n")
             s.shutdown(socket.SHUT_WR)
             reply = sentry_main.LineReader(s).read()
+    except TimeoutError:
+        raise UserError(f"container {container.id!r} did not answer within "
+                        f"{CONTROL_TIMEOUT} s (is it paused?)") from None
     except OSError as e:
         raise UserError(f"container {container.id!r} is not reachable: {e.strerror}") from None
     except sentry_main.ProtocolError as e:

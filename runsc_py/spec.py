@@ -141,9 +141,14 @@ def _parse_process(process: dict, where: str) -> ProcessConfig:
     if size:
         console_size = (_expect(size.get("height", 0), int, f"{where}.consoleSize.height"),
                         _expect(size.get("width", 0), int, f"{where}.consoleSize.width"))
+    oom_score_adj = process.get("oomScoreAdj")
+    if oom_score_adj is not None:
+        _expect(oom_score_adj, int, f"{where}.oomScoreAdj")
+        if not -1000 <= oom_score_adj <= 1000:
+            raise UserError(f"config.json: {where}.oomScoreAdj must be between -1000 and 1000")
     return ProcessConfig(
         args=args, env=env, cwd=cwd, uid=uid, gid=gid, additional_gids=list(gids),
-        umask=umask, capabilities=caps, rlimits=rlimits,
+        umask=umask, capabilities=caps, rlimits=rlimits, oom_score_adj=oom_score_adj,
         no_new_privs=_expect(process.get("noNewPrivileges", False), bool,
                              f"{where}.noNewPrivileges"),
         terminal=_expect(process.get("terminal", False), bool, f"{where}.terminal"),

@@ -22,6 +22,7 @@ class ProcessConfig:
     no_new_privs: bool = False
     terminal: bool = False
     console_size: tuple[int, int] | None = None  # (rows, columns)
+    oom_score_adj: int | None = None  # None: 0 (the sandbox's own -1000 is not inherited)
 
 
 @dataclass
