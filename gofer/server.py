@@ -70,8 +70,10 @@ def _pid_entry_depth(path: bytes | None) -> int:
 class Gofer:
     def __init__(self, sock: socket.socket, procfd: int,
                  synthetic: dict[str, tuple[int, str]] | None = None,
-                 device_policy: devices.Policy | None = None) -> None:
+                 device_policy: devices.Policy | None = None,
+                 readonly_paths: list[str] = ()) -> None:
         self.sock = sock
+        self.readonly_paths = [os.fsencode(os.path.normpath(p)) for p in readonly_paths]
         self.device_policy = device_policy or devices.Policy()
         # Mount point -> writable clone of the synthetic mount, until the sentry takes it.
         self.synthetic = {dest: fd for dest, (fd, _) in (synthetic or {}).items()}
@@ -548,9 +550,21 @@ class Gofer:
         try:
             return handler(**req)
         except OSError as e:
-            if e.errno != errno.EROFS or not self.proc_devs:
+            if e.errno != errno.EROFS or not self.proc_devs or self._read_only_path(op, req):
                 raise
             return self._procfs_refusal(op, req, e)
+
+    def _read_only_path(self, op: str, req: dict) -> bool:
+        """Is what the request changes under one of linux.readonlyPaths? There Linux says
+        EROFS (runc mounts them read-only), also in /proc. Adding or removing a name
+        changes its directory, which may be outside (rmdir of /proc/sys itself)."""
+        path = req.get("new", req.get("path"))
+        if not isinstance(path, bytes) or not self.readonly_paths:
+            return False
+        path = os.path.normpath(b"/" + path.lstrip(b"/"))
+        if op in ("unlink", "mkdir", "mknod", "symlink", "link", "rename"):
+            path = os.path.dirname(path)
+        return any(path == p or path.startswith(p + b"/") for p in self.readonly_paths)
 
     # -- /proc: read-only here, refusing changes as Linux's procfs does ---------
     def _on_proc(self, path: bytes | None, parent: bool) -> bool:
@@ -719,7 +733,8 @@ def run(sock: socket.socket, tree: mounts.TreeSpec, ready_w: int) -> None:
         threading.stack_size(_WAITER_STACK)
         synthetic = mounts.build_tree(tree.rootfs, tree.readonly, tree.mounts, tree.bundle,
                                       tree.masked, tree.readonly_paths, tree.devices)
-        gofer = Gofer(sock, procfd, synthetic, devices.Policy(tree.devices, tree.device_rules))
+        gofer = Gofer(sock, procfd, synthetic, devices.Policy(tree.devices, tree.device_rules),
+                      tree.readonly_paths)
         # Nothing else of the sentry's it was forked from (the log file, its epoll, the
         # pipe it reports to the launcher on): only what serving needs.
         _close_all_but({0, 1, 2, ready_w, sock.fileno(), gofer.rootfd, procfd,

@@ -198,6 +198,7 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
     devices = _devices(linux)
     device_rules = _device_rules(_expect(linux.get("resources") or {}, dict,
                                          "linux.resources"))
+    sysctl = _sysctl(linux, ns_paths)
     masked = _absolute_paths(linux, "maskedPaths")
     readonly_paths = _absolute_paths(linux, "readonlyPaths")
     hostname = _no_nul(_expect(spec.get("hostname", ""), str, "hostname"), "hostname")
@@ -221,7 +222,46 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
         domainname=domainname, process=process, namespace_paths=ns_paths,
         state_dir=state_dir, resources=resources, cgroup_path=cgroup_path,
         share_cpu=share_cpu == "true", masked_paths=masked, readonly_paths=readonly_paths,
-        devices=devices, device_rules=device_rules)
+        devices=devices, device_rules=device_rules, sysctl=sysctl)
+
+
+# Sysctls of the namespaces the init has of its own (runc's list): IPC, then network.
+_IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+def _same_namespace(path: str, kind: str) -> bool:
+    """Is the namespace at path the runtime's own (the host's)?"""
+    try:
+        return os.stat(path).st_ino == os.stat(f"/proc/self/ns/{kind}").st_ino
+    except OSError:
+        return False
+
+
+def _sysctl(linux: dict, ns_paths: dict[str, str]) -> dict[str, str]:
+    """linux.sysctl: only what is namespaced (as runc checks), never a path out of
+    /proc/sys."""
+    sysctl = _expect(linux.get("sysctl") or {}, dict, "linux.sysctl")
+    for key, value in sysctl.items():
+        where = f"linux.sysctl[{key!r}]"
+        _expect(value, str, where)
+        _no_nul(value, where)
+        parts = key.replace("/", ".").split(".")
+        if not all(p and p not in (".", "..") and p.replace("-", "").replace("_", "")
+                   .isalnum() for p in parts):
+            raise UserError(f"config.json: {where}: not a sysctl name")
+        if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if "ipc" in ns_paths:
+                raise UserError(f"config.json: {where}: the IPC namespace is joined, not "
+                                "the container's own")
+        elif key.startswith("net."):
+            if "network" in ns_paths and _same_namespace(ns_paths["network"], "net"):
+                raise UserError(f"config.json: {where}: not allowed in the host's network "
+                                "namespace")
+        else:
+            raise UserError(f"config.json: {where}: sysctl is not in a separate kernel "
+                            "namespace")
+    return dict(sysctl)
 
 
 def _devices(linux: dict) -> list[Device]:

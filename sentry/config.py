@@ -45,3 +45,4 @@ class SandboxConfig:
     readonly_paths: list[str] = field(default_factory=list)  # linux.readonlyPaths
     devices: list[Device] = field(default_factory=list)  # linux.devices
     device_rules: list[Rule] = field(default_factory=list)  # linux.resources.devices
+    sysctl: dict[str, str] = field(default_factory=dict)  # linux.sysctl (namespaced only)

@@ -309,7 +309,8 @@ class Sentry:
         self._add_platform(notify_fd)
         if "/proc" in synthetic_fds:
             self.kernel.procfs = ProcFS(synthetic_fds["/proc"], synthetic_fds.get("/sys"),
-                                        self.init_pid, self.kernel, cfg.masked_paths)
+                                        self.init_pid, self.kernel, cfg.masked_paths,
+                                        cfg.sysctl)
         self.state_fd, path = control_path(cfg.state_dir)
         self.control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # 0600 from the moment it exists, whatever umask the runtime was given (the

@@ -30,7 +30,25 @@ _FILESYSTEMS = "".join(f"nodev\t{fs}\n" for fs in (
 # of the same name unless a renderer below says otherwise.
 _PID_FILES = {"stat": 0o444, "status": 0o444, "statm": 0o444, "cmdline": 0o444,
               "environ": 0o400, "comm": 0o644, "maps": 0o444, "limits": 0o444,
-              "mounts": 0o444, "mountinfo": 0o444, "cgroup": 0o444}
+              "mounts": 0o444, "mountinfo": 0o444, "cgroup": 0o444, "smaps": 0o444,
+              "smaps_rollup": 0o444, "oom_score": 0o444, "oom_score_adj": 0o644}
+# A new IPC namespace's limits (Linux 6.x).
+_IPC_DEFAULTS = {
+    "kernel.shmmax": "18446744073692774399", "kernel.shmall": "18446744073692774399",
+    "kernel.shmmni": "4096", "kernel.shm_rmid_forced": "0", "kernel.msgmax": "8192",
+    "kernel.msgmnb": "16384", "kernel.msgmni": "32000",
+    "kernel.sem": "32000\t1024000000\t500\t32000", "fs.mqueue.msg_max": "10",
+    "fs.mqueue.msgsize_max": "8192", "fs.mqueue.queues_max": "256",
+    "fs.mqueue.msg_default": "10", "fs.mqueue.msgsize_default": "8192",
+}
+_NET_SYSCTLS = (
+    "net/core/somaxconn", "net/ipv4/ip_forward", "net/ipv4/ip_local_port_range",
+    "net/ipv4/ip_unprivileged_port_start", "net/ipv4/ping_group_range",
+    "net/ipv4/tcp_keepalive_time", "net/ipv4/tcp_fin_timeout", "net/ipv4/tcp_syncookies",
+    "net/ipv4/tcp_max_syn_backlog", "net/ipv6/conf/all/disable_ipv6",
+)
+_NS_LINKS = ("cgroup", "ipc", "mnt", "net", "pid", "pid_for_children", "time",
+             "time_for_children", "user", "uts")
 _TASK_FILES = {k: v for k, v in _PID_FILES.items() if k not in ("mounts", "mountinfo")}
 _PID_LINKS = ("exe", "cwd", "root")
 _MEMFD_PREFIX = b"/memfd:"
@@ -158,8 +176,10 @@ def _empty() -> bytes:
 
 class ProcFS:
     def __init__(self, proc_root: int, sys_root: int | None, init_host_pid: int,
-                 kernel: object, masked: list[str] = ()) -> None:
+                 kernel: object, masked: list[str] = (),
+                 sysctl: dict[str, str] | None = None) -> None:
         self.kernel = kernel
+        self.sysctl = sysctl or {}  # linux.sysctl, applied in the init's namespaces
         masked = tuple(os.path.normpath(m) for m in masked)
         self.proc = Skeleton(proc_root, masked)
         self.sys = Skeleton(sys_root, masked) if sys_root is not None else None
@@ -268,7 +288,9 @@ class ProcFS:
         out = []
         for line in raw.split(b"\n"):
             fields = line.split(b" ", 4)
-            if len(fields) > 3 and fields[3] != b"00:00":
+            # A mapping's line (smaps adds "Key: value" lines, kept as they are).
+            if len(fields) > 3 and b"-" in fields[0] and b":" in fields[3] and \
+                    fields[3] != b"00:00":
                 major, _, minor = fields[3].partition(b":")
                 dev = self.kernel.sandbox_dev(os.makedev(int(major, 16), int(minor, 16)))
                 fields[3] = b"%02x:%02x" % (os.major(dev), os.minor(dev))
@@ -328,7 +350,7 @@ class ProcFS:
                 return self._stat(raw)
             if name == "status":
                 return self._status(raw)
-            if name == "maps":
+            if name in ("maps", "smaps"):
                 return self._maps(raw)
             return raw
         return render
@@ -370,6 +392,14 @@ class ProcFS:
             self.proc.link(fd, "root", "/")
             for sub, mode in (("fd", 0o500), ("fdinfo", 0o555), ("task", 0o555)):
                 os.close(self.proc.dir(fd, sub, mode))
+            ns_fd = self.proc.dir(fd, "ns", 0o511)
+            try:  # "pid:[4026532...]": the sandbox's own namespaces, as the host names them
+                for ns in _NS_LINKS:
+                    target = self._link_target(f"{host_dir}/ns/{ns}")
+                    if target is not None:
+                        self.proc.link(ns_fd, ns, target)
+            finally:
+                os.close(ns_fd)
             self.dir_host[ns_pid] = host_pid
         else:
             fd = os.open(name, _DIR_FLAGS, dir_fd=self.dirfd)
@@ -555,8 +585,24 @@ class ProcFS:
                        "cap_last_cap": lambda: "40"},
             "kernel/random": {"boot_id": lambda: k.boot_id, "uuid": lambda: str(uuid.uuid4())},
             "vm": {"overcommit_memory": lambda: "0", "max_map_count": lambda: "65530"},
-            "fs": {"nr_open": lambda: "1048576", "file-max": lambda: "9223372036854775807"},
+            "fs": {"nr_open": lambda: "1048576", "file-max": lambda: "9223372036854775807",
+                   "pipe-max-size": lambda: "1048576"},
         }
+        # What Linux 4.4+ shows where nothing tuned it (the workload cannot: /proc/sys is
+        # read-only here), and the IPC namespace's own, as new and as the spec set them.
+        sysctl["kernel"].update({"tainted": lambda: "0", "core_pattern": lambda: "core",
+                                 "threads-max": lambda: "4194304"})
+        sysctl["kernel/random"]["entropy_avail"] = lambda: "256"
+        sysctl["kernel/random"]["poolsize"] = lambda: "256"
+        ipc = {**_IPC_DEFAULTS, **{k: v for k, v in self.sysctl.items() if k in _IPC_DEFAULTS}}
+        for key, value in ipc.items():
+            dirname, _, name = key.replace(".", "/").rpartition("/")
+            sysctl.setdefault(dirname, {})[name] = lambda value=value: value
+        # The network namespace's, read live: the sentry is in it.
+        for key in _NET_SYSCTLS:
+            dirname, _, name = key.rpartition("/")
+            sysctl.setdefault(dirname, {})[name] = (
+                lambda key=key: (_read(f"/proc/sys/{key}") or b"").decode().rstrip("\n"))
         for dirname, entries in sysctl.items():
             fd = os.dup(self.dirfd)
             for part in ("sys", *dirname.split("/")):

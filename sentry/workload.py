@@ -69,10 +69,27 @@ def enter_container(cfg: SandboxConfig, mnt_ns_fd: int) -> None:
         linux.sethostname(cfg.hostname)
         if cfg.domainname:
             linux.setdomainname(cfg.domainname)
+    apply_sysctl(cfg.sysctl)
     linux.setns(mnt_ns_fd, linux.CLONE_NEWNS)
     os.close(mnt_ns_fd)
     linux.unshare(linux.CLONE_NEWNS)
     linux.mount_setattr_readonly("/")
+
+
+def apply_sysctl(sysctl: dict[str, str]) -> None:
+    """linux.sysctl, in the init's own namespaces (its IPC and network ones: the spec
+    parser lets only those through), through the host's /proc while it is still there."""
+    for key, value in sysctl.items():
+        try:
+            fd = os.open("/proc/sys/" + key.replace(".", "/"), os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise OSError(e.errno, f"sysctl {key}: {e.strerror}") from None
+        try:
+            os.write(fd, value.encode())
+        except OSError as e:
+            raise OSError(e.errno, f"sysctl {key}={value}: {e.strerror}") from None
+        finally:
+            os.close(fd)
 
 
 def new_time_namespace() -> int:

@@ -111,3 +111,41 @@ def test_device_policy_rules():
 def _chr(major: int, minor: int) -> SimpleNamespace:
     """What Policy.check reads of a character device major:minor's stat."""
     return SimpleNamespace(st_mode=stat.S_IFCHR | 0o600, st_rdev=os.makedev(major, minor))
+
+
+SYSCTL_SCRIPT = r"""
+for f in kernel/shmmax kernel/shmmni kernel/msgmax kernel/sem fs/mqueue/msg_max \
+         net/ipv4/ip_forward net/core/somaxconn net/ipv4/ip_local_port_range; do
+    echo "$f: $(cat /proc/sys/$f)"
+done
+ipcs -l | grep -i -e 'max seg size' -e 'max queues'
+(echo 0 > /proc/sys/net/ipv4/ip_forward) 2>&1; echo "write ip_forward: $?"
+ls /proc/self/ns | tr '\n' ' '; echo
+grep -c . /proc/self/smaps_rollup > /dev/null; echo "smaps_rollup: $?"
+cat /proc/self/oom_score_adj
+"""
+
+
+def test_sysctl_as_runc(runsc, runc, make_bundle):
+    bundle = make_bundle("sh", "-c", SYSCTL_SCRIPT)
+    bundle.spec["linux"]["sysctl"] = {"kernel.shmmax": "123456789", "kernel.msgmax": "4096",
+                                      "fs.mqueue.msg_max": "20", "net.ipv4.ip_forward": "1",
+                                      "net.core.somaxconn": "1000"}
+    bundle.spec["linux"]["readonlyPaths"] = ["/proc/sys"]
+    bundle.spec["process"]["oomScoreAdj"] = 500
+    bundle.write()
+    theirs = runc(bundle)
+    assert theirs.returncode == 0, theirs.stderr
+    assert "kernel/shmmax: 123456789" in theirs.stdout
+    ours = runsc.run(bundle)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+
+
+def test_sysctl_outside_a_namespace_is_refused(runsc, make_bundle):
+    for key in ("kernel.core_pattern", "vm.swappiness", "net/../kernel/core_pattern"):
+        bundle = make_bundle("true")
+        bundle.spec["linux"]["sysctl"] = {key: "x"}
+        r = runsc.run(bundle.write())
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+        assert "sysctl" in r.stderr and "Traceback" not in r.stderr
