@@ -13,6 +13,7 @@ import os
 import random
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -125,12 +126,40 @@ def wait_for_nothing(root: Path, ids: list[str], marks: list[str],
         time.sleep(0.05)
 
 
+def _session(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rpartition(b") ")[2].split()[3])
+    except OSError:
+        return 0
+
+
 @pytest.fixture
 def subreaper():
+    """The test process as a subreaper that reaps what comes to it, as a shim does: a
+    container's init ends only once every process of its PID namespace is reaped, also
+    those re-parented here. Only processes of other sessions (the sentry's) are reaped
+    meanwhile: the test's own subprocesses, in its session, are waited for by their Popen."""
     linux.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    ours = os.getsid(0)
+    stop = threading.Event()
+
+    def reap() -> None:
+        while not stop.wait(0.02):
+            for pid in children(os.getpid()):
+                if _stat_state(pid) == "Z" and _session(pid) != ours:
+                    try:
+                        os.waitpid(pid, os.WNOHANG)
+                    except ChildProcessError:
+                        pass
+
+    reaper = threading.Thread(target=reap, daemon=True)
+    reaper.start()
     try:
         yield
     finally:
+        stop.set()
+        reaper.join()
         reap_zombies()
         linux.prctl(PR_SET_CHILD_SUBREAPER, 0)
 
@@ -221,6 +250,11 @@ class Command:
     def finish(self, timeout: float = 60) -> tuple[int, str]:
         try:
             code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # ours, by its pid: the cleanup below still runs
+            self.proc.wait()
+            raise AssertionError(f"runsc-py {' '.join(self.proc.args[4:6])} did not end "
+                                 f"within {timeout} s") from None
         finally:
             self.out.close()
         self.err.seek(0)
@@ -283,7 +317,9 @@ def test_sigkill_at_each_step_then_delete_force_leaves_nothing(
         _kill(pid)
 
     if cmd is not None:
-        code, err = cmd.finish()
+        # Fail closed: when the sentry or gofer dies the workload dies, and so the command
+        # waiting for it ends (at once; the bound is for a loaded machine).
+        code, err = cmd.finish(timeout=15 if victim != "cli" else 60)
         if victim != "cli":
             _no_traceback(err)
     for args in (("state", cid), ("list",), ("list", "--format", "json")):
