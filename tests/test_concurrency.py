@@ -14,7 +14,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from conftest import REPO
 from test_faults import NOTHING, open_fds, subreaper, wait_for_nothing  # noqa: F401
 
