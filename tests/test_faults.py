@@ -97,8 +97,17 @@ def mount_lines(marks: list[str]) -> list[str]:
         return [line for line in f if any(m in line for m in marks)]
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def open_fds() -> list[str]:
+    """The test process's descriptors (not those to /proc: the reaper thread's, transient)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # the listing's own, closed by now
+        if not target.startswith("/proc/"):
+            found.append(f"{fd} -> {target}")
+    return sorted(found)
 
 
 def leftovers(root: Path, ids: list[str], marks: list[str]) -> dict:
