@@ -177,15 +177,19 @@ def subreaper():
 STEPS = ("create", "created", "start", "exec", "running", "delete")
 CASES = [("sentry", s) for s in STEPS] + [("gofer", s) for s in STEPS] + \
         [("cli", s) for s in ("create", "start", "exec", "running", "delete")]
-# Two kills per case: at the marker itself and after a delay drawn once per case (seeded by
-# its name, so a failure names a delay that can be run again).
-DELAYS = (0, 1)
+# Three kills per case. During create, at points of the sentry's set-up it shows from
+# outside: it forked (for the gofer: the gofer forked), then its gofer and watchdog are
+# there, then the workload's init too. During another command: as it is launched, and twice
+# about when it acts: after a seeded multiple (0.9-1.5, by the case's name, so a failure
+# can be run again) of how long a runsc-py command takes here to start and answer. exec:
+# as it is launched, once the sentry forked its process, and after such a delay.
+POINTS = (0, 1, 2)
 
 
-def _delay(victim: str, step: str, which: int) -> float:
+def _delay(victim: str, step: str, which: int, startup: float) -> float:
     if which == 0:
         return 0.0
-    return round(random.Random(f"{victim}-{step}").uniform(0.02, 0.4), 3)
+    return round(startup * random.Random(f"{victim}-{step}-{which}").uniform(0.9, 1.5), 3)
 
 
 def _no_traceback(r_stderr: str | bytes) -> None:
@@ -217,9 +221,9 @@ def _state(runsc, cid: str) -> dict:
 
 
 def _first_child(pid: int) -> int:
-    """The first child forked (not exec'd: ctypes runs ldconfig) of the command, its sentry;
-    of the sentry, its gofer."""
-    kids = [k for k in children(pid) if _stat_state(k) != "Z" and cmdline(k) == cmdline(pid)]
+    """The sentry's first child: its gofer (the one forked first, before the watchdog and
+    the workload)."""
+    kids = [k for k in children(pid) if _stat_state(k) != "Z"]
     if not kids:
         return 0
     return min(kids, key=lambda k: (_start_time(k), k))
@@ -279,14 +283,16 @@ def _victim_pid(victim: str, runsc, cid: str, cmd: Command | None) -> int:
     return st["pid"] if victim == "sentry" else st["gofer_pid"]
 
 
-@pytest.mark.parametrize("which", DELAYS)
+@pytest.mark.parametrize("which", POINTS)
 @pytest.mark.parametrize("victim,step", CASES)
 def test_sigkill_at_each_step_then_delete_force_leaves_nothing(
         runsc, make_bundle, tmp_path, subreaper, victim, step, which):
     bundle = make_bundle(*IDLE)
     cid = f"f-{victim}-{step}-{uuid.uuid4().hex[:6]}"
     marks = [str(tmp_path)]
-    delay = _delay(victim, step, which)
+    t = time.monotonic()
+    runsc("list")  # how long a command takes to start and act, on this machine now
+    delay = _delay(victim, step, which, time.monotonic() - t)
     fds_before = open_fds()
     cmd: Command | None = None
 
@@ -296,11 +302,11 @@ def test_sigkill_at_each_step_then_delete_force_leaves_nothing(
 
     if step == "create":
         cmd = Command(runsc, tmp_path, "create", "--bundle", str(bundle.path), cid)
-        # The marker: the sentry forked (for the gofer: the sentry's first child).
         sentry = _wait_until(lambda: _sentry_of(cmd.proc.pid))
-        pid = {"cli": cmd.proc.pid, "sentry": sentry}.get(victim) or \
-            _wait_until(lambda: _first_child(sentry))
-        time.sleep(delay)
+        need = (which + 1) if victim == "gofer" else (0, 2, 3)[which]
+        _wait_until(lambda: len(children(sentry)) >= need or cmd.proc.poll() is not None)
+        pid = {"cli": cmd.proc.pid, "sentry": sentry}.get(victim) or _first_child(sentry)
+        delay = f"at {need} children of the sentry"
         _kill(pid)
     else:
         if step == "running" and victim == "cli":
@@ -321,6 +327,7 @@ def test_sigkill_at_each_step_then_delete_force_leaves_nothing(
                 if step == "exec" and which == 1:
                     # Kill while the process runs (the marker: the sentry forked it).
                     _wait_until(lambda: len(children(sentry)) > before)
+                    delay = 0
         pid = _victim_pid(victim, runsc, cid, cmd)
         time.sleep(delay)
         _kill(pid)
