@@ -31,17 +31,21 @@ def launch(cfg: SandboxConfig, detach: bool,
     linux.prctl(PR_SET_CHILD_SUBREAPER, 1)
     try:
         status_r, status_w = os.pipe()
+        go_r, go_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(status_r)
-            try:
-                sentry_main.run(cfg, status_w, detach)
-            finally:
-                os._exit(1)
+            os.close(go_w)
+            _sentry(cfg, status_w, go_r, detach)
         os.close(status_w)
+        os.close(go_r)
         try:
-            if forked is not None:
-                forked(pid)
+            try:
+                if forked is not None:
+                    forked(pid)
+                os.write(go_w, b"g")
+            finally:
+                os.close(go_w)
             # One atomic write (< PIPE_BUF); EOF if the sentry died first. Not read to EOF:
             # the sentry's children share the pipe until they exec.
             msg = os.read(status_r, 65536).decode(errors="replace")
@@ -57,6 +61,27 @@ def launch(cfg: SandboxConfig, detach: bool,
         return pid, int(gofer_pid), int(init_pid)
     finally:
         linux.prctl(PR_SET_CHILD_SUBREAPER, 0)
+
+
+def _sentry(cfg: SandboxConfig, status_w: int, go_r: int, detach: bool) -> None:
+    """Body of the forked sentry (never returns)."""
+    try:
+        # Only once the command recorded our pid: a sentry that the command, killed in
+        # between, could not record would be found by no `delete`.
+        if os.read(go_r, 1) != b"g":
+            os._exit(1)
+        os.close(go_r)
+        sentry_main.run(cfg, status_w, detach)  # it exits by itself unless it raises
+    except BaseException:
+        # Past set-up (the command went before our report, or a crash): take the sandbox
+        # down with us, the cgroup it made too (fail closed; nothing left for nobody).
+        try:
+            _kill_children()
+            Cgroup(cfg.cgroup_path).remove()
+        except BaseException:
+            pass
+    finally:
+        os._exit(1)
 
 
 def children(pid: int) -> list[int]:
