@@ -32,6 +32,16 @@ NR_FCHOWNAT = 260
 NR_PIDFD_GETFD = 438
 NR_OPEN_TREE = 428
 OPEN_TREE_CLONE = 1
+NR_FSOPEN = 430
+NR_FSCONFIG = 431
+NR_FSMOUNT = 432
+FSOPEN_CLOEXEC = 1
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+FSMOUNT_CLOEXEC = 1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
 PIDFD_THREAD = os.O_EXCL  # a pidfd naming one thread, not its thread group (Linux 6.9)
 
 CLONE_NEWNS = 0x00020000
@@ -78,12 +88,29 @@ AT_RECURSIVE = 0x8000
 MOUNT_ATTR_RDONLY = 0x1
 
 PR_SET_PDEATHSIG = 1
+PR_CAPBSET_READ = 23
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+
+# Capability numbers (linux/capability.h).
+CAP_CHOWN = 0
+CAP_DAC_OVERRIDE = 1
+CAP_DAC_READ_SEARCH = 2
+CAP_FOWNER = 3
+CAP_FSETID = 4
+CAP_KILL = 5
+CAP_SETGID = 6
+CAP_SETUID = 7
+CAP_SETPCAP = 8
+CAP_SYS_CHROOT = 18
+CAP_SYS_PTRACE = 19
+CAP_SYS_ADMIN = 21
+CAP_MKNOD = 27
 
 
 def _check(ret: int) -> int:
@@ -287,3 +314,37 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
                        inheritable >> 32)
     syscall(NR_CAPSET, ctypes.create_string_buffer(header, 8),
             ctypes.create_string_buffer(data, 24))
+
+
+def drop_capabilities(keep: int) -> None:
+    """Keep only the capabilities in mask keep: the bounding set (this thread's, so call
+    it while the process has one thread), then permitted and effective; no inheritable or
+    ambient ones. Needs CAP_SETPCAP until the bounding set is done."""
+    cap = 0
+    while True:
+        try:
+            prctl(PR_CAPBSET_READ, cap)
+        except OSError:
+            break  # past the kernel's last capability
+        if not keep >> cap & 1 and cap != CAP_SETPCAP:
+            prctl(PR_CAPBSET_DROP, cap)
+        cap += 1
+    if not keep >> CAP_SETPCAP & 1:
+        prctl(PR_CAPBSET_DROP, CAP_SETPCAP)  # last: the drops above needed it
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    capset(keep, keep, 0)
+
+
+def mount_proc_detached(options: str) -> int:
+    """A procfs of the caller's PID namespace, mounted nowhere: a descriptor of its root
+    (fsopen/fsmount), reachable by no path."""
+    fs = syscall(NR_FSOPEN, b"proc", FSOPEN_CLOEXEC)
+    try:
+        for opt in filter(None, options.split(",")):
+            key, _, value = opt.partition("=")
+            syscall(NR_FSCONFIG, fs, FSCONFIG_SET_STRING, key.encode(), value.encode(), 0)
+        syscall(NR_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0)
+        return syscall(NR_FSMOUNT, fs, FSMOUNT_CLOEXEC,
+                       MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+    finally:
+        os.close(fs)

@@ -20,9 +20,10 @@ import stat
 import struct
 import threading
 
-from gofer import linux, mounts, protocol
+from gofer import confine, linux, mounts, protocol
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_SOCKADDR_UN_SIZE = 110  # sa_family + sun_path[108]
 _RESOLVE = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS
 # open(2) ignores unknown flag bits, openat2(2) refuses them: keep only real ones.
 _OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND
@@ -78,13 +79,19 @@ class Gofer:
                           if mtype == "proc"}
         self.passed: int | None = None  # the descriptor sent with the current request
         self.rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        self.procfd = procfd  # the host's /proc, only to reopen the gofer's own descriptors
+        self.procfd = procfd  # its own /proc, only to reopen its own descriptors
         self.rid: int | None = None  # the current request's id, if it may be answered later
         self.waiting: dict[int, _Waiting] = {}
         self.lock = threading.Lock()  # self.waiting, shared with the waiting threads
         self.creds: tuple | None = None
-        _, self.permitted, self.inheritable = linux.capget()
-        # The sentry's own requests (no workload thread behind them) run as full root.
+        self.set_capabilities(*linux.capget()[1:])
+
+    def set_capabilities(self, permitted: int, inheritable: int) -> None:
+        """The capabilities the gofer has to lend its callers (after confine.apply)."""
+        self.permitted, self.inheritable = permitted, inheritable
+        self.creds = None
+        # The sentry's own requests (no workload thread behind them) run as root with
+        # all of them.
         self.own_creds = (0, 0, [], 0o022, self.permitted)
 
     # -- helpers ---------------------------------------------------------------
@@ -506,6 +513,27 @@ class Gofer:
             os.close(wfd)
         return 0, None
 
+    def op_bind(self, addr: bytes, cwd: bytes):
+        """The workload's AF_UNIX socket (sent with the request) bound to the path in
+        addr, the very bytes it gave: the kernel makes the socket file in the container
+        tree (this process's root) with the caller's fsuid, fsgid and umask, and
+        getsockname shows what the workload asked for. The kernel's own walk from here
+        resolves symlinks and `..` inside this root, as the workload's walk would in its
+        copy of the tree, with the caller's credentials: nothing it could not reach."""
+        if self.passed is None:
+            raise OSError(errno.EBADF, "no descriptor sent")
+        if not isinstance(addr, bytes) or not 2 < len(addr) <= _SOCKADDR_UN_SIZE:
+            raise OSError(errno.EINVAL, "bad address")
+        os.chdir(cwd)  # a relative path starts at the caller's cwd
+        try:
+            buf = ctypes.create_string_buffer(addr, len(addr))
+            if _libc.bind(self.passed, buf, len(addr)) < 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err))
+        finally:
+            os.chdir("/")
+        return 0, None
+
     # -- loop ------------------------------------------------------------------
     def _dispatch(self, req: dict) -> tuple:
         op = req.pop("op", None)
@@ -585,6 +613,13 @@ class Gofer:
                 raise OSError(errno.EPERM, "a process's entries keep their times")
             self._may_set_times(req["path"], req.get("times"))
             return 0, None  # procfs takes the times and keeps nothing
+        elif op == "bind" and isinstance(req.get("addr"), bytes):
+            name = req["addr"][2:].split(b"\0", 1)[0]
+            path = name if name.startswith(b"/") else req.get("cwd", b"/") + b"/" + name
+            if self._on_proc(path, parent=True):
+                if not self._exists(path):
+                    raise OSError(errno.ENOENT, "no such entry in /proc")
+                raise OSError(errno.EADDRINUSE, "in /proc")
         elif op in ("open", "truncate"):
             path = req.get("path")
             if req.get("base") is None and self._on_proc(path, parent=True):
@@ -653,6 +688,15 @@ class Gofer:
             w.thread = thread
 
 
+def _close_all_but(keep: set[int]) -> None:
+    low = 0
+    for fd in sorted(keep):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
 def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict],
         bundle: str, ready_w: int) -> None:
     """Body of the gofer process (never returns). Reports readiness or a one-line error
@@ -664,16 +708,25 @@ def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict]
     signal.signal(_CANCEL_SIGNAL, lambda _sig, _frame: None)
     signal.siginterrupt(_CANCEL_SIGNAL, True)
     try:
-        # Before the container tree hides it: reopening the gofer's own descriptors
-        # (a FIFO's end, truncate's file) goes through /proc/self/fd.
-        procfd = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # Reopening the gofer's own descriptors (a FIFO's end, truncate's file) goes
+        # through /proc/self/fd: of a procfs of its own PID namespace, where it is alone
+        # (the sentry forks it into one), with nothing but its own process directory
+        # (subset=pid), and mounted nowhere (no path in the tree leads to it).
+        procfd = linux.mount_proc_detached("subset=pid")
         threading.stack_size(_WAITER_STACK)
         synthetic = mounts.build_tree(rootfs, readonly, mount_list, bundle)
         gofer = Gofer(sock, procfd, synthetic)
-        # Confinement, in part (issue 11): an empty network namespace of its own (nothing to
-        # reach over a network), and no privilege to gain through exec (it never execs).
+        # Nothing else of the sentry's it was forked from (the log file, its epoll, the
+        # pipe it reports to the launcher on): only what serving needs.
+        _close_all_but({0, 1, 2, ready_w, sock.fileno(), gofer.rootfd, procfd,
+                        *gofer.synthetic.values()})
+        # An empty network namespace of its own (nothing to reach over a network), and no
+        # privilege to gain through exec (it never execs; the filter refuses it anyway).
         linux.unshare(linux.CLONE_NEWNET)
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        # Then only the capabilities its operations need, and the syscall allowlist.
+        confine.apply()
+        gofer.set_capabilities(*linux.capget()[1:])
     except mounts.MountError as e:
         os.write(ready_w, f"error:{e}".encode())
         os._exit(1)

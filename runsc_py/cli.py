@@ -184,6 +184,11 @@ def _start_and_wait(container: Container, pid: int, detach: bool,
     _, status = os.waitpid(pid, 0)
     for s, h in forward.items():
         signal.signal(s, h)
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGSYS:
+        msg = ("the sentry made a syscall outside its seccomp allowlist and was killed "
+               "(SIGSYS); the log (--log) has the Python stack that made it")
+        log.error("%s", msg)
+        click.echo(f"runsc-py: {msg}", err=True)
     launcher.destroy(container, container.load())
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code

@@ -15,6 +15,7 @@ import socket
 from runsc_py.errors import UserError
 from runsc_py.state import Container
 from sentry import main as sentry_main
+from sentry import spawner
 from sentry.config import ProcessConfig
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -31,11 +32,17 @@ def _proxy(container: Container, proc: ProcessConfig, console_socket: str,
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(path)
         os.close(fd)
-        req = {"op": "exec", "process": sentry_main.process_to_wire(proc),
-               "console_socket": console_socket}
+        req = {"op": "exec", "process": spawner.process_to_wire(proc)}
         data = json.dumps(req).encode() + b"\n"
         if proc.terminal:
-            sock.sendall(data)
+            # The sentry reaches no host path: it sends the pty's master over this.
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as console:
+                try:
+                    console.connect(console_socket)
+                except OSError as e:
+                    raise OSError(e.errno, f"console socket {console_socket}: "
+                                  f"{e.strerror}") from None
+                socket.send_fds(sock, [data], [console.fileno()])
         else:
             socket.send_fds(sock, [data], [0, 1, 2])
         # One reader for both replies: they may arrive in one recv.
@@ -53,7 +60,7 @@ def _proxy(container: Container, proc: ProcessConfig, console_socket: str,
         os.write(report_w, b"ok")
         reported = True
         os.close(report_w)
-        sentry_main.release_stdio()  # the process has its own stdio (or the pty)
+        spawner.release_stdio()  # the process has its own stdio (or the pty)
         # No exit message: the sentry went away with the process (SIGKILL'd sandbox).
         code = (reader.read() or {}).get("exit", 137)
     except (OSError, sentry_main.ProtocolError) as e:

@@ -29,7 +29,12 @@ def open_pty(gofer: GoferClient, size: tuple[int, int] | None) -> tuple[int, int
     return master, slave
 
 
-def send_master(console_socket: str, master: int) -> None:
+def send_master(console_socket: str | int, master: int) -> None:
+    """To the console socket's path, or over a connection to it (a descriptor)."""
+    if isinstance(console_socket, int):
+        with socket.socket(fileno=os.dup(console_socket)) as s:
+            socket.send_fds(s, [b"/dev/ptmx"], [master])
+        return
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.connect(console_socket)
         socket.send_fds(s, [b"/dev/ptmx"], [master])

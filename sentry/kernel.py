@@ -25,6 +25,11 @@ def _host_meminfo() -> dict[str, int]:
     return out
 
 
+def _online_cpus() -> list[int]:
+    with open("/sys/devices/system/cpu/online") as f:
+        return parse_cpu_list(f.read())
+
+
 @dataclass
 class Kernel:
     gofer: GoferClient
@@ -42,6 +47,8 @@ class Kernel:
     boot_offset: int = 0
 
     devices: dict[int, int] = field(default_factory=dict)  # host st_dev -> sandbox's
+    # The host's CPUs, read once: the sentry's root has no /sys (sentry/confine.py).
+    online_cpus: list[int] = field(default_factory=lambda: _online_cpus())
 
     # -- devices -------------------------------------------------------------------
     def sandbox_dev(self, host_dev: int) -> int:
@@ -72,9 +79,8 @@ class Kernel:
     # -- CPUs --------------------------------------------------------------------
     def host_cpus(self) -> list[int]:
         """Host CPU numbers the container may use (its cpuset, cut to its quota)."""
-        with open("/sys/devices/system/cpu/online") as f:
-            host = parse_cpu_list(f.read())
-        return self.cgroup.cpu_count(host) if self.cgroup else host
+        host = self.online_cpus
+        return self.cgroup.cpu_count(host) if self.cgroup else list(host)
 
     def cpu_count(self) -> int:
         return len(self.host_cpus())

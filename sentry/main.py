@@ -4,10 +4,10 @@ single-threaded event loop until the workload's init exits, and exits with its s
 (128+N for death by signal N)."""
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import logging
+import marshal
 import os
 import select
 import signal
@@ -19,22 +19,22 @@ import time
 from gofer import linux
 from gofer import server as gofer_server
 from gofer.client import GoferClient, GoferGone
-from sentry import console, watchdog, workload
+from sentry import confine, console, watchdog, workload
 from sentry.cgroup import Cgroup, CgroupError, Resources, parse_cpu_list
 from sentry.config import ProcessConfig, SandboxConfig
 from sentry.kernel import Kernel
 from sentry.platform.seccomp import SeccompPlatform
 from sentry.procfs import ProcFS
+from sentry.spawner import Spawner, SpawnerGone, SpawnError, process_from_wire, release_stdio
 
 log = logging.getLogger("runsc-py.sentry")
 CONTROL_SOCKET = "control.sock"
 STARTED_MARK = "started"
+SENTRY_ROOT = "sentry-root"  # the empty directory the sentry's root becomes (confine.py)
 _NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE,
                   signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
                   signal.SIGTRAP, signal.SIGSYS}
 _WAIT_CHECK = 0.05  # seconds between checks that waiting FIFO opens are still wanted
-_JOINED_NAMESPACES = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC,
-                      "time": linux.CLONE_NEWTIME, "mnt": linux.CLONE_NEWNS}
 
 
 class SetupError(Exception):
@@ -46,23 +46,6 @@ def control_path(state_dir: str) -> tuple[int, str]:
     """A short path to the control socket (AF_UNIX paths are limited to 108 bytes)."""
     fd = os.open(state_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     return fd, f"/proc/self/fd/{fd}/{CONTROL_SOCKET}"
-
-
-def exit_code(status: int) -> int:
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
-def process_to_wire(proc: ProcessConfig) -> dict:
-    return dataclasses.asdict(proc)
-
-
-def process_from_wire(data: dict) -> ProcessConfig:
-    data = dict(data)
-    data["rlimits"] = [tuple(r) for r in data.get("rlimits", [])]
-    if data.get("console_size"):
-        data["console_size"] = tuple(data["console_size"])
-    return ProcessConfig(**data)
 
 
 def _find_executable(gofer: GoferClient, proc: ProcessConfig) -> str:
@@ -158,20 +141,34 @@ class Sentry:
         self.gofer_pid = 0
         self.watchdog_pid = 0
         self.init_pid = 0
+        self.spawner: Spawner | None = None
         self.started = False
         self.cgroup: Cgroup | None = None
         self.epoll = select.epoll()
         self.handlers: dict[int, object] = {}  # fd -> callable(events)
-        self.exec_waiters: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, conn)
+        self.exec_waiters: dict[int, socket.socket] = {}  # pid -> its proxy's connection
 
     # -- creation --------------------------------------------------------------
     def _spawn_gofer(self) -> tuple[GoferClient, list[str]]:
         cfg = self.cfg
         sock, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         ready_r, ready_w = os.pipe()
-        pid = os.fork()
+        # The gofer is the only process of a PID namespace of its own: no host process has
+        # a pid it can name. Forked straight into it (it is pid 1 there), so that the pid
+        # this process waits for and the watchdog watches is the gofer's own; then this
+        # process's children are created in its own namespace again (setns with a pidfd
+        # of itself), so that the workload's namespace can be made later.
+        own_pidns = os.pidfd_open(os.getpid())
+        try:
+            linux.unshare(linux.CLONE_NEWPID)
+            pid = os.fork()
+        except BaseException:
+            linux.setns(own_pidns, linux.CLONE_NEWPID)
+            os.close(own_pidns)
+            raise
         if pid == 0:
             try:
+                os.close(own_pidns)
                 sock.close()
                 os.close(ready_r)
                 release_stdio()  # errors go back over ready_w
@@ -179,6 +176,8 @@ class Sentry:
                                  ready_w)
             finally:
                 os._exit(1)
+        linux.setns(own_pidns, linux.CLONE_NEWPID)
+        os.close(own_pidns)
         self.gofer_pid = pid
         peer.close()
         os.close(ready_w)
@@ -189,24 +188,21 @@ class Sentry:
                              else "the gofer failed to start")
         return GoferClient(sock), [p for p in msg[3:].split(",") if p]
 
-    def _spawn(self, proc: ProcessConfig, enter, start_r: int | None,
-               stdio: list[int] | None) -> tuple[int, int]:
-        """Fork a process into the sandbox; (host pid, its notification descriptor)."""
+    def _spawn(self, proc: ProcessConfig, start_r: int | None, stdio: list[int] | None,
+               init: bool = False) -> tuple[int, int]:
+        """A new process in the sandbox, forked by the spawner; (host pid, its
+        notification descriptor)."""
         exe = _find_executable(self.gofer, proc)
         sock, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        sentry_pid = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                sock.close()
-                if not self.cfg.share_cpu:
-                    os.sched_setaffinity(0, self.workload_cpus)
-                workload.run(proc, exe, enter, peer, start_r, sentry_pid, stdio)
-            finally:
-                os._exit(1)
-        peer.close()
         try:
-            self.cgroup.add(pid)  # before it can run anything of the workload's
+            try:
+                pid = self.spawner.spawn(None if init else proc, exe, peer, start_r, stdio)
+            finally:
+                peer.close()  # the child holds its own copy: EOF here if it dies
+        except SpawnError as e:
+            sock.close()
+            raise SetupError(str(e)) from None
+        try:
             msg, fds, _, _ = socket.recv_fds(sock, 4096, 1, socket.MSG_CMSG_CLOEXEC)
             if msg != b"ok" or not fds:
                 raise SetupError(msg.decode(errors="replace").removeprefix("error:") or
@@ -216,18 +212,14 @@ class Sentry:
                 os.close(fds[0])
                 raise SetupError(msg.decode(errors="replace").removeprefix("error:") or
                                  "the process failed to start in the sandbox")
-        except (SetupError, CgroupError) as e:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-            raise SetupError(str(e)) from None
+        except SetupError:
+            self.spawner.signal(pid, signal.SIGKILL)  # its exit report is ignored
+            raise
         finally:
             sock.close()
         return pid, fds[0]
 
-    def _terminal(self, proc: ProcessConfig, console_socket: str) -> list[int] | None:
+    def _terminal(self, proc: ProcessConfig, console_socket: str | int) -> list[int] | None:
         """With a terminal: a pty whose master goes to the console socket; its slave as
         the process's stdio."""
         if not proc.terminal:
@@ -249,40 +241,36 @@ class Sentry:
 
     def create(self) -> None:
         cfg = self.cfg
-        self.workload_cpus = os.sched_getaffinity(0)
+        workload_cpus = os.sched_getaffinity(0)
         # The sentry and the gofer take turns (one waits while the other works): on one
         # CPU a request is a context switch, not a cross-CPU wake-up (slow on VMs).
-        os.sched_setaffinity(0, {_sentry_cpu(self.workload_cpus, cfg.resources.cpus)})
-        self.gofer, synthetic = self._spawn_gofer()
-        # Before the PID namespace exists, so that no workload process can signal it.
-        self.watchdog_pid, watchdog_w = watchdog.start(self.gofer_pid)
-        _ensure_cwd(self.gofer, cfg.process.cwd)
+        os.sched_setaffinity(0, {_sentry_cpu(workload_cpus, cfg.resources.cpus)})
         self.cgroup = Cgroup(cfg.cgroup_path)
         try:
             self.cgroup.create(cfg.resources)
         except CgroupError as e:
             self.cgroup = None
             raise SetupError(str(e)) from None
+        self.gofer, synthetic = self._spawn_gofer()
+        workload.enter_network(cfg)
+        try:
+            self.spawner = Spawner.start(cfg, self.cgroup, self.gofer_pid, workload_cpus)
+        except SpawnError as e:
+            raise SetupError(str(e)) from None
+        self.watchdog_pid, watchdog_w = watchdog.start([self.gofer_pid, self.spawner.pid])
+        _ensure_cwd(self.gofer, cfg.process.cwd)
         self.kernel = Kernel(gofer=self.gofer, hostname=cfg.hostname,
                              domainname=cfg.domainname or "(none)", cgroup=self.cgroup,
-                             gofer_pid=self.gofer_pid)
+                             gofer_pid=self.gofer_pid, boot_offset=self.spawner.boot_offset)
         synthetic_fds = {p: self.gofer.call("synthetic_root", None, path=p.encode())[1]
                          for p in synthetic if p in ("/proc", "/sys")}
         stdio = self._terminal(cfg.process, cfg.console_socket)
         start_r, self.start_w = os.pipe()
-        mnt_ns_fd = os.open(f"/proc/{self.gofer_pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-        workload.enter_network(cfg)
-        # Always a new PID namespace, even when the spec names the host's (DESIGN.md).
-        linux.unshare(linux.CLONE_NEWPID)
-        # And a new time namespace: the workload's CLOCK_BOOTTIME is the sandbox's uptime.
-        self.kernel.boot_offset = workload.new_time_namespace()
         try:
-            self.init_pid, notify_fd = self._spawn(
-                cfg.process, lambda: workload.enter_container(cfg, mnt_ns_fd), start_r, stdio)
+            self.init_pid, notify_fd = self._spawn(cfg.process, start_r, stdio, init=True)
             watchdog.arm(watchdog_w, self.init_pid)
         finally:
             os.close(start_r)
-            os.close(mnt_ns_fd)
             for fd in set(stdio or ()):
                 os.close(fd)
         self._add_platform(notify_fd)
@@ -301,7 +289,13 @@ class Sentry:
         self.control.listen(64)
 
     def abort(self) -> None:
-        for pid in (self.init_pid, self.gofer_pid, self.watchdog_pid):
+        if self.init_pid:  # the spawner's child: it dies, and is reaped, with the spawner
+            try:
+                os.kill(self.init_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in (self.spawner.pid if self.spawner else 0, self.gofer_pid,
+                    self.watchdog_pid):
             if pid:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -343,9 +337,9 @@ class Sentry:
 
     def _forward_signal(self, sig: int, _frame) -> None:
         try:
-            os.kill(self.init_pid, sig)
-        except ProcessLookupError:
-            pass
+            self.spawner.signal(self.init_pid, sig)
+        except OSError:
+            pass  # the spawner is gone: the loop finds out
 
     def serve(self) -> int:
         for sig in range(1, signal.NSIG):
@@ -354,10 +348,9 @@ class Sentry:
                     signal.signal(sig, self._forward_signal)
                 except (OSError, ValueError):
                     pass
-        init_pidfd = os.pidfd_open(self.init_pid)
         result: list[int] = []
-        self._watch(init_pidfd, lambda _e: result.append(
-            exit_code(os.waitpid(self.init_pid, 0)[1])))
+        spawner = self.spawner
+        self._watch(spawner.sock.fileno(), lambda _e: spawner.readable())
         gofer = self.gofer
         # Readable: answers the gofer gives later (a FIFO open), or its end (GoferGone).
         self._watch(gofer.sock.fileno(), lambda _e: gofer.readable())
@@ -374,6 +367,8 @@ class Sentry:
                     if handler is None:
                         continue
                     handler(events)
+                    if spawner.exits:
+                        self._exits(result)
                     if result:
                         break
                 if gofer.arrived:
@@ -382,13 +377,27 @@ class Sentry:
                     gofer.check_waiting()
                     checked = time.monotonic()
             except GoferGone:
-                return self._gofer_died()
+                return self._died("the gofer", self.gofer_pid)
+            except SpawnerGone:
+                return self._died("the spawner", self.spawner.pid)
         return result[0]
 
-    def _gofer_died(self) -> int:
-        log.error("the gofer exited: stopping the sandbox")
-        os.kill(self.init_pid, signal.SIGKILL)
-        os.waitpid(self.init_pid, 0)
+    def _exits(self, result: list[int]) -> None:
+        """Workload processes the spawner reaped: the init's code ends the loop, an
+        exec'd process's goes to its proxy."""
+        exits, self.spawner.exits = self.spawner.exits, []
+        for pid, code in exits:
+            if pid == self.init_pid:
+                result.append(code)
+            elif pid in self.exec_waiters:
+                self._exec_exited(pid, code)
+
+    def _died(self, what: str, pid: int) -> int:
+        try:  # first (the watchdog does it too)
+            self.spawner.signal(self.init_pid, signal.SIGKILL)
+        except OSError:
+            pass  # the spawner itself is gone: its children die with it
+        log.error("%s %s: stopping the sandbox", what, _how_it_ended(pid))
         return 128 + signal.SIGKILL
 
     # -- control requests --------------------------------------------------------
@@ -455,58 +464,40 @@ class Sentry:
             return {"error": "container is already started"}
         os.write(self.start_w, b"s")
         self.started = True
-        open(os.path.join(self.cfg.state_dir, STARTED_MARK), "w").close()
+        os.close(os.open(STARTED_MARK, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644,
+                         dir_fd=self.state_fd))
         return {"ok": True}
 
     def _exec(self, req: dict, fds: list[int], conn: socket.socket) -> dict:
         """A new process in the running sandbox: same PIDs, /proc, gofer and limits."""
         proc = process_from_wire(req["process"])
         _ensure_cwd(self.gofer, proc.cwd)
-        stdio = self._terminal(proc, req.get("console_socket") or "")
-        if stdio is None:
-            if len(fds) != 3:
-                raise SetupError("exec needs the caller's stdin, stdout and stderr")
-            stdio = fds
-        ns_fds = {}
+        # With a terminal the proxy sends its connection to the console socket (the
+        # sentry reaches no host path); else the caller's stdin, stdout and stderr.
+        if len(fds) != (1 if proc.terminal else 3):
+            raise SetupError("exec: the request came without its descriptors")
+        stdio = self._terminal(proc, fds[0]) if proc.terminal else fds
         try:
-            for name, flag in _JOINED_NAMESPACES.items():
-                if flag == linux.CLONE_NEWTIME and not self.kernel.boot_offset:
-                    continue  # no time namespace of the sandbox's own (kernel < 5.6)
-                ns_fds[flag] = os.open(f"/proc/{self.init_pid}/ns/{name}",
-                                       os.O_RDONLY | os.O_CLOEXEC)
-            pid, notify_fd = self._spawn(proc, lambda: workload.join_container(ns_fds),
-                                         None, stdio)
-        except OSError as e:
-            raise SetupError(f"exec: the container is not running ({e.strerror})") from None
+            pid, notify_fd = self._spawn(proc, None, stdio)
         finally:
-            for fd in ns_fds.values():
-                os.close(fd)
             if stdio is not fds:
                 for fd in set(stdio):
                     os.close(fd)
         self._add_platform(notify_fd)
-        pidfd = os.pidfd_open(pid)
         conn.settimeout(None)
-        self.exec_waiters[pidfd] = (pid, conn)
-        self._watch(pidfd, lambda _e: self._exec_exited(pidfd))
+        self.exec_waiters[pid] = conn
         # The proxy holds the connection until the process exits; if the proxy goes
         # first (a shim's kill -9 of the pid in --pid-file), the process goes with it.
-        self._watch(conn.fileno(), lambda _e: self._exec_proxy_gone(pidfd, conn))
+        self._watch(conn.fileno(), lambda _e: self._exec_proxy_gone(pid, conn))
         return {"pid": pid}
 
-    def _exec_proxy_gone(self, pidfd: int, conn: socket.socket) -> None:
+    def _exec_proxy_gone(self, pid: int, conn: socket.socket) -> None:
         self._unwatch(conn.fileno())
-        try:
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        except OSError:
-            pass
+        self.spawner.signal(pid, signal.SIGKILL)
 
-    def _exec_exited(self, pidfd: int) -> None:
-        pid, conn = self.exec_waiters.pop(pidfd)
-        self._unwatch(pidfd)
+    def _exec_exited(self, pid: int, code: int) -> None:
+        conn = self.exec_waiters.pop(pid)
         self._unwatch(conn.fileno())
-        os.close(pidfd)
-        code = exit_code(os.waitpid(pid, 0)[1])
         try:
             conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
         except OSError:
@@ -527,10 +518,11 @@ class Sentry:
             os.unlink(CONTROL_SOCKET, dir_fd=self.state_fd)
         except OSError:
             pass
-        for _pid, conn in self.exec_waiters.values():
+        for conn in self.exec_waiters.values():
             conn.close()
         self.gofer.sock.close()  # the gofer exits on EOF
-        for pid in (self.gofer_pid, self.watchdog_pid):  # (the watchdog ends with the init)
+        self.spawner.sock.close()  # the spawner too, once what is left of the workload is
+        for pid in (self.gofer_pid, self.spawner.pid, self.watchdog_pid):
             try:
                 os.waitpid(pid, 0)
             except ChildProcessError:
@@ -547,6 +539,25 @@ def _close_inherited_fds(keep: set[int]) -> None:
                 pass
 
 
+def _how_it_ended(pid: int) -> str:
+    """How a child of the sentry ended, read without reaping it (finish and abort wait
+    for it); its socket closed as it exited, so it is gone or nearly so."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    except ChildProcessError:
+        info = None
+    if info is None:
+        return "exited"
+    if info.si_code == os.CLD_EXITED:
+        return f"exited with status {info.si_status}"
+    sig = info.si_status
+    how = f"was killed by {signal.strsignal(sig) or sig} (signal {sig})"
+    if sig == signal.SIGSYS:
+        how += (": a seccomp violation, a syscall outside its allowlist (the kernel's "
+                "audit record, type=1326, names it)")
+    return how
+
+
 def _sentry_cpu(allowed: set[int], cpuset: str | None) -> int:
     """The CPU for the sentry and gofer (and, with share_cpu, the workload): the one it
     runs on now, if the container's cpuset allows it, else the cpuset's first."""
@@ -554,17 +565,6 @@ def _sentry_cpu(allowed: set[int], cpuset: str | None) -> int:
         allowed = allowed & set(parse_cpu_list(cpuset)) or allowed
     current = linux.sched_getcpu()
     return current if current in allowed else min(allowed)
-
-
-def release_stdio() -> None:
-    """Point 0, 1 and 2 at /dev/null. A detached runtime process must not hold the
-    caller's stdio: containerd's shim reads `create`'s output to EOF, and with a
-    terminal the workload's stdio is the pty, not these."""
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    if null > 2:
-        os.close(null)
 
 
 def run(cfg: SandboxConfig, status_w: int, detach: bool) -> None:
@@ -576,8 +576,20 @@ def run(cfg: SandboxConfig, status_w: int, detach: bool) -> None:
                          if isinstance(h, logging.StreamHandler) and hasattr(h.stream, "fileno")}
     _close_inherited_fds(keep)
     sentry = Sentry(cfg)
+    profile_path = os.environ.get("RUNSC_PY_PROFILE")  # bench/: where the sentry's time goes
     try:
         sentry.create()
+        if profile_path:
+            import cProfile
+            profiler = cProfile.Profile()
+            profile_file = open(profile_path, "wb")  # noqa: SIM115 (written at the end)
+        log_stream = next((h.stream for h in logging.getLogger().handlers
+                           if isinstance(h, logging.StreamHandler)), None)
+        if detach:
+            release_stdio()  # the workload has its own copies (or the pty)
+        root_dir = os.path.join(cfg.state_dir, SENTRY_ROOT)
+        os.mkdir(root_dir, 0o700)
+        confine.confine(root_dir, sorted(sentry.cgroup.dirs().values()), log_stream)
     except Exception as e:  # whatever it is, the user gets one line and nothing is left
         if isinstance(e, SetupError):
             msg = str(e)
@@ -587,16 +599,13 @@ def run(cfg: SandboxConfig, status_w: int, detach: bool) -> None:
         sentry.abort()
         os.write(status_w, ("error:" + msg).encode())
         os._exit(1)
-    if detach:
-        release_stdio()  # the workload has its own copies (or the pty)
     os.write(status_w, f"ok:{sentry.gofer_pid}:{sentry.init_pid}".encode())
     os.close(status_w)
-    profile_path = os.environ.get("RUNSC_PY_PROFILE")  # bench/: where the sentry's time goes
     if profile_path:
-        import cProfile
-        profiler = cProfile.Profile()
         code = profiler.runcall(sentry.serve)
-        profiler.dump_stats(profile_path)
+        profiler.create_stats()
+        marshal.dump(profiler.stats, profile_file)  # what dump_stats writes, to the open file
+        profile_file.close()
     else:
         code = sentry.serve()
     sentry.finish()

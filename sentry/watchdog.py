@@ -1,8 +1,8 @@
-"""Fail closed: the workload never runs without its sentry and gofer.
+"""Fail closed: the workload never runs without its sentry, gofer and spawner.
 
-A small process, forked by the sentry before the sandbox's PID namespace exists (so no
-workload process can signal it), waits on pidfds of the sentry, the gofer and the
-workload's init. When the sentry or the gofer goes, however it goes (SIGKILL included), it
+A small process, forked by the sentry outside the sandbox's PID namespace (so no workload
+process can signal it), waits on pidfds of the sentry, the gofer, the spawner and the
+workload's init. When one of the first three goes, however it goes (SIGKILL included), it
 kills the init, and the kernel then kills every process of the init's PID namespace, the
 exec'd ones too. A parent-death signal alone is not enough: the kernel clears it when a
 process changes its credentials (gosu and su-exec entrypoints do), and the gofer's
@@ -17,14 +17,15 @@ import signal
 from gofer import linux
 
 
-def start(gofer_pid: int) -> tuple[int, int]:
-    """Fork the watchdog; (its pid, the pipe end to send the init's pid on, see arm)."""
+def start(helper_pids: list[int]) -> tuple[int, int]:
+    """Fork the watchdog, which watches the sentry and its helpers (the gofer, the
+    spawner); (its pid, the pipe end to send the init's pid on, see arm)."""
     sentry_pid = os.getpid()
     init_r, init_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            _run(sentry_pid, gofer_pid, init_r)
+            _run(sentry_pid, helper_pids, init_r)
         finally:
             os._exit(0)
     os.close(init_r)
@@ -40,7 +41,7 @@ def arm(init_w: int, init_pid: int) -> None:
         os.close(init_w)
 
 
-def _run(sentry_pid: int, gofer_pid: int, init_r: int) -> None:
+def _run(sentry_pid: int, helper_pids: list[int], init_r: int) -> None:
     for sig in range(1, signal.NSIG):  # the sentry's handlers forward signals: not here
         if sig not in (signal.SIGKILL, signal.SIGSTOP):
             try:
@@ -55,7 +56,7 @@ def _run(sentry_pid: int, gofer_pid: int, init_r: int) -> None:
     os.closerange(init_r + 1, 1 << 16)
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # only until the pidfds are open
     try:
-        watched = [os.pidfd_open(sentry_pid), os.pidfd_open(gofer_pid)]
+        watched = [os.pidfd_open(p) for p in (sentry_pid, *helper_pids)]
     except OSError:
         return  # one of them is gone already: create fails and the sentry cleans up
     linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # from here on, the watchdog outlives them
@@ -73,7 +74,7 @@ def _run(sentry_pid: int, gofer_pid: int, init_r: int) -> None:
     for fd in (*watched, init):
         poller.register(fd, select.POLLIN)
     ready = {fd for fd, _ in poller.poll()}
-    if init not in ready:  # the sentry or the gofer died first: end the whole sandbox
+    if init not in ready:  # the sentry or a helper died first: end the whole sandbox
         try:
             signal.pidfd_send_signal(init, signal.SIGKILL)
         except OSError:

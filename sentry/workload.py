@@ -1,6 +1,7 @@
 """The workload's init, from fork to execve: namespaces, the read-only view of the
 container tree, rlimits, the seccomp filter, user and capabilities, then the wait for
-`start`. Runs in the child the sentry forks inside the new PID namespace."""
+`start`. Runs in the child the spawner (sentry/spawner.py) forks inside the sandbox's PID
+namespace."""
 from __future__ import annotations
 
 import fcntl
@@ -19,6 +20,9 @@ from sentry.config import ProcessConfig, SandboxConfig
 from sentry.platform import seccomp
 
 _NS_FLAGS = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC}
+# The init's namespaces an exec'd process joins (the PID namespace comes with the fork).
+JOINED_NAMESPACES = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC,
+                     "time": linux.CLONE_NEWTIME, "mnt": linux.CLONE_NEWNS}
 
 
 def _mask(caps: list[int]) -> int:
@@ -181,13 +185,13 @@ def _close_other_fds(keep: set[int]) -> None:
 
 
 def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.socket,
-        start_r: int | None, sentry_pid: int, stdio: list[int] | None = None) -> None:
+        start_r: int | None, parent_pid: int, stdio: list[int] | None = None) -> None:
     """Never returns. `enter` puts the process in the container's namespaces; stdio (three
     descriptors) replaces 0, 1 and 2; with start_r it waits for `start` before execve.
     Reports "ok" with the notification descriptor, then "ready", or "error:..."."""
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != 0 and os.getppid() != sentry_pid:
+        if os.getppid() != 0 and os.getppid() != parent_pid:
             os._exit(1)
         reset_signals()
         os.setsid()  # as runc: the container's process leads its own session and group

@@ -16,6 +16,7 @@ ARG_TYPES: dict[str, str] = {
     "access": "pi", "faccessat": "ipi", "faccessat2": "ipii",
     "readlink": "ppi", "readlinkat": "ippi",
     "chdir": "p", "fchdir": "u",
+    "bind": "ipi",
     "mkdir": "pm", "mkdirat": "ipm",
     "unlink": "p", "unlinkat": "ipi", "rmdir": "p",
     "rename": "pp", "renameat": "ipip", "renameat2": "ipipu",

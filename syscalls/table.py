@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ptrace.syscall.linux import x86_64 as _ptrace_names
 
-from syscalls import sys_file, sys_identity, sys_process, sys_sysinfo
+from syscalls import sys_file, sys_identity, sys_process, sys_socket, sys_sysinfo
 from syscalls.argcheck import CHECKS
 from syscalls.argtypes import ARG_TYPES
 
@@ -76,7 +76,7 @@ PASSTHROUGH = """
 read write close poll lseek mmap mprotect munmap brk rt_sigaction rt_sigprocmask
 rt_sigreturn ioctl pread64 pwrite64 readv writev pipe select sched_yield mremap msync mincore
 madvise shmget shmat shmctl dup dup2 pause nanosleep getitimer alarm setitimer getpid sendfile
-socket connect accept sendto recvfrom sendmsg recvmsg shutdown bind listen getsockname
+socket connect accept sendto recvfrom sendmsg recvmsg shutdown listen getsockname
 getpeername socketpair setsockopt getsockopt clone fork vfork exit wait4 kill semget semop
 semctl shmdt msgget msgsnd msgrcv msgctl fcntl flock fsync fdatasync ftruncate getdents getcwd
 fchmod fchown umask gettimeofday getrlimit getrusage times getuid getgid setuid setgid
@@ -129,6 +129,7 @@ EMULATE: dict[str, Callable] = {
     "statfs": sys_file.statfs,
     "execve": sys_process.execve, "execveat": sys_process.execveat,
     "chdir": sys_process.chdir,
+    "bind": sys_socket.bind,  # AF_UNIX paths: the socket file is made by the gofer
     "uname": sys_identity.uname, "sethostname": sys_identity.sethostname,
     "setdomainname": sys_identity.setdomainname,
     "sysinfo": sys_sysinfo.sysinfo, "sched_getaffinity": sys_sysinfo.sched_getaffinity,

@@ -1,12 +1,16 @@
 """Fixtures: real busybox bundles, the C probe, a private --root per test, and runc."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -166,12 +170,57 @@ def probe_lines(out: str) -> dict[str, list[str]]:
 
 
 def runsc_py_binary() -> str:
-    """The installed entry point itself (not a pyenv shim in front of it)."""
-    beside = Path(sys.executable).parent / "runsc-py"
-    found = str(beside) if beside.exists() else shutil.which("runsc-py")
-    if not found:
-        pytest.fail("runsc-py is not installed (pip install -e .)")
-    return found
+    """A runsc-py executable for daemons to call (Docker's --add-runtime, containerd's
+    BinaryName) that runs this checkout's code, as RUNSC_PY does: the installed entry
+    point runs whichever checkout was installed last (`pip install -e`), which need not be
+    the one under test."""
+    tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
+    wrapper = Path(tempfile.gettempdir()) / f"runsc-py-{tag}"
+    text = (f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(REPO))} exec "
+            f"{shlex.quote(sys.executable)} -m runsc_py.cli \"$@\"\n")
+    if not wrapper.exists() or wrapper.read_text() != text:
+        tmp = wrapper.with_suffix(f".{os.getpid()}")
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        tmp.rename(wrapper)
+    return str(wrapper)
+
+
+def inject_syscall(pid: int, nr: int, *args: int) -> str:
+    """Make pid (waiting in a blocking syscall) make syscall nr, as code taken over in it
+    would: ptrace back over the `syscall` instruction it is in, with new registers, and
+    let it go on. How that went: "killed" (SECCOMP_RET_KILL_PROCESS), "trapped" (a SIGSYS came,
+    and is delivered on detaching) or "ran" (the call was made; the process goes on)."""
+    from ptrace.binding import func as ptrace
+    wall = 0x40000000
+    ptrace.ptrace_attach(pid)
+    _, status = os.waitpid(pid, wall)
+    assert os.WIFSTOPPED(status)
+    regs = ptrace.ptrace_getregs(pid)
+    at = regs.rip - 2
+    with open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        assert os.pread(mem.fileno(), 2, at) == b"\x0f\x05", "not after a syscall instruction"
+    regs.rip, regs.rax, regs.orig_rax = at, nr, -1 & 0xFFFFFFFFFFFFFFFF  # no restart
+    for reg, value in zip(("rdi", "rsi", "rdx", "r10", "r8", "r9"), args, strict=False):
+        setattr(regs, reg, value & 0xFFFFFFFFFFFFFFFF)
+    ptrace.ptrace_setregs(pid, regs)
+    ptrace.ptrace_cont(pid, 0)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        got, status = os.waitpid(pid, wall | os.WNOHANG)
+        if got:
+            break
+        time.sleep(0.01)
+    else:  # still running: the call was made; stop it to let it go
+        os.kill(pid, signal.SIGSTOP)
+        os.waitpid(pid, wall)
+        ptrace.ptrace_detach(pid, 0)
+        return "ran"
+    if not os.WIFSTOPPED(status):
+        return "killed"
+    sig = os.WSTOPSIG(status)
+    ptrace.ptrace_detach(pid, sig)  # delivered as it came
+    return "trapped" if sig == signal.SIGSYS else "ran"
 
 
 def mounts_below(path: str) -> list[str]:

@@ -12,13 +12,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/openat2.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -216,6 +219,28 @@ static void run(char *line) {
         new_fd(op, open(link, flag_names(ARG(2)) | O_NONBLOCK));
     }
     else if (!strcmp(op, "mknod")) result(op, mknod(ARG(1), (mode_t)flag_names(ARG(2)), 0));
+    else if (!strcmp(op, "ubind") || !strcmp(op, "uconnect")) {
+        /* ubind|uconnect PATH stream|dgram: an AF_UNIX socket bound to PATH (listening,
+         * kept in a slot; what getsockname says) or connected to it (then closed). */
+        int s = socket(AF_UNIX, !strcmp(ARG(2), "dgram") ? SOCK_DGRAM : SOCK_STREAM, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        strncpy(sa.sun_path, ARG(1), sizeof sa.sun_path - 1);
+        socklen_t len = offsetof(struct sockaddr_un, sun_path) + strlen(sa.sun_path) + 1;
+        if (!strcmp(op, "uconnect")) {
+            result(op, connect(s, (struct sockaddr *)&sa, len));
+            close(s);
+        } else if (bind(s, (struct sockaddr *)&sa, len) < 0) {
+            result(op, -1);
+            close(s);
+        } else {
+            struct sockaddr_un got = {0};
+            socklen_t got_len = sizeof got;
+            getsockname(s, (struct sockaddr *)&got, &got_len);
+            printf("%s: bound \"%s\" len=%d\n", op, got.sun_path, (int)got_len);
+            if (strcmp(ARG(2), "dgram")) listen(s, 4);
+            new_fd(op, s);
+        }
+    }
     else if (!strcmp(op, "mkfifo")) result(op, mkfifo(ARG(1), (mode_t)NUM(2)));
     /* FIFOs are opened non-blocking: a blocking open waits for a peer this single-threaded
      * interpreter cannot be (tests/test_fifo.py covers the waiting). */

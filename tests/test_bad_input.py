@@ -121,6 +121,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for child in _children(pid):
+        found += [child, *_descendants(child)]
+    return found
+
+
 def cgroups_named(cid: str) -> list[str]:
     """The container's cgroup directories under the default cgroupsPath (v1 and v2)."""
     name = glob.escape(cid)
@@ -358,9 +365,9 @@ def test_duplicate_id(runsc, make_bundle):
     r = run_cmd(runsc, "create", "--bundle", str(bundle.path), cid)
     assert r.returncode == 0, r.stderr
     first = json.loads((runsc.root / cid / "state.json").read_text())
-    # The first container's processes: its sentry and the sentry's children (gofer,
-    # init, watchdog).
-    pids = (first["pid"], *_children(first["pid"]))
+    # The first container's processes: its sentry and the sentry's descendants (gofer,
+    # watchdog, spawner, init).
+    pids = (first["pid"], *_descendants(first["pid"]))
 
     mounts = mountinfo()
     r = run_cmd(runsc, "create", "--bundle", str(bundle.path), cid)

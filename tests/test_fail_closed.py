@@ -21,7 +21,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize("victim", ["sentry", "gofer"])
+@pytest.mark.parametrize("victim", ["sentry", "gofer", "spawner"])
 def test_workload_dies_with_its_sentry_or_gofer(runsc, make_bundle, victim):
     bundle = make_bundle("probe", "setuid", "1000", "sleep", "60")
     caps = bundle.spec["process"]["capabilities"]
@@ -38,7 +38,9 @@ def test_workload_dies_with_its_sentry_or_gofer(runsc, make_bundle, victim):
     while "1000" not in open(f"/proc/{init}/status").read().split("Uid:")[1].split("\n")[0]:
         assert time.monotonic() < deadline, "the workload never changed its uid"
         time.sleep(0.05)
-    target = sentry if victim == "sentry" else gofer
+    with open(f"/proc/{init}/stat") as f:
+        spawner = int(f.read().rpartition(")")[2].split()[1])  # the init's parent
+    target = {"sentry": sentry, "gofer": gofer, "spawner": spawner}[victim]
     os.kill(target, signal.SIGKILL)
     deadline = time.monotonic() + 1.0
     while _alive(init) and time.monotonic() < deadline:

@@ -147,6 +147,8 @@ PATHS = st.sampled_from(["a", "b", "d", "d/a", "d/e", "d/e/f", "l", "d/l", "dang
 # (the sentry rebuilds paths from the container root: README, known differences).
 LINK_TARGETS = st.sampled_from(["a", "b", "d", "l", "d/a", "missing", "e/f", "d/e",
                                 "./a"])
+UNIX_PATHS = st.one_of(PATHS, st.sampled_from(["u", "d/u", "/tmp/u"]))
+SOCK_TYPES = st.sampled_from(["stream", "dgram"])
 SLOTS = st.sampled_from(["s0", "s1", "s2", "s3"])
 MODES = st.sampled_from(["0", "0644", "0755", "0600", "0777", "04755", "01777", "0444"])
 TEXT = st.sampled_from(["x", "hello", "0123456789"])
@@ -230,6 +232,7 @@ OPS = st.one_of(
     # FIFOs, under names no other operation uses (a blocking open of one would wait for a
     # peer forever, under any kernel): creation, types, non-blocking ends, renames.
     _op("mkfifo", st.sampled_from(["p", "d/p"]), MODES),
+    _op("ubind", UNIX_PATHS, SOCK_TYPES), _op("uconnect", UNIX_PATHS, SOCK_TYPES),
     _op("open_nb", st.sampled_from(["p", "d/p"]), ACCESS),
     _op("stat", st.sampled_from(["p", "d/p"])), _op("unlink", st.sampled_from(["p", "d/p"])),
     # Changes under /proc.
@@ -286,7 +289,7 @@ def test_interpreter_covers_every_operation(interpreters):
         "chmod a 0600", "fchmod s0 0640", "utimensat a 0", "openat cwd d directory 0",
         "getdents s5", "chdir d", "getcwd", "unlink b", "chdir ..", "unlinkat d/b 0",
         "rmdir d/e", "unlinkat d removedir", "pipe2 cloexec", "umask 077", "uname",
-        "getpid", "getppid", "kill 0", "getrlimit"])
+        "getpid", "getppid", "kill 0", "getrlimit", "ubind u stream", "uconnect u stream"])
 
 
 def test_root_without_dac_override_gets_eacces(interpreters):
@@ -387,3 +390,17 @@ def test_fifo_ends_without_waiting(interpreters):
     assert_same(interpreters, ["mkfifo p 0644", "stat p", "open_nb p wronly", "open_nb p rdonly",
                                "open_nb p wronly", "read s0 4", "write s1 hi", "read s0 4",
                                "mkfifo p 0644", "unlink p", "open_nb p rdonly"])
+
+
+def test_unix_sockets_bound_to_paths(interpreters):
+    """AF_UNIX bind makes the socket file in the container tree, as the caller and with
+    its umask (the gofer binds the workload's own socket), and getsockname shows the path
+    as given; connect and a datagram's peer find it; a taken or dangling name is
+    EADDRINUSE, a missing directory ENOENT, /proc refuses."""
+    assert_same(interpreters, [
+        "ubind u stream", "stat u", "uconnect u stream", "ubind u stream", "mkdir d 0755",
+        "chdir d", "ubind ../d/u dgram", "chdir ..", "stat d/u", "uconnect d/u dgram",
+        "uconnect d/u stream", "umask 077", "ubind /tmp/u stream", "stat /tmp/u",
+        "unlink /tmp/u", "symlink missing l", "ubind l stream", "ubind x/u stream",
+        "ubind /proc/u stream", "ubind /proc/self stream", "unlink u", "uconnect u stream",
+        "chmod d 0500", "ubind d/v stream"])

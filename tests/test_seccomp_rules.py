@@ -107,7 +107,24 @@ def _process_json(path, caps: list[str]):
     return path
 
 
-@pytest.mark.parametrize("init_caps,exec_caps", [([], ["CAP_SYS_PTRACE"]),
+def test_an_exec_gets_no_capability_outside_the_containers_bounding_set(
+        runsc, make_bundle, rules_probe, tmp_path):
+    """The spawner refuses it (README, Confinement: a compromised sentry must not get a
+    more privileged process than the container's); runc would start it."""
+    cid = "t-" + uuid.uuid4().hex[:10]
+    b = _bundle(make_bundle, rules_probe, [], False, "sleep", "1000")
+    assert runsc("create", "--bundle", str(b.path), cid).returncode == 0
+    assert runsc("start", cid).returncode == 0
+    r = runsc("exec", "--process", str(_process_json(tmp_path / "p.json", ["CAP_SYS_PTRACE"])),
+              cid)
+    assert r.returncode == 1
+    assert r.stderr == ("runsc-py: exec: capabilities outside the container's bounding set: "
+                        "19\n")
+    assert runsc("exec", cid, "true").returncode == 0  # the container carries on
+    runsc("delete", "--force", cid)
+
+
+@pytest.mark.parametrize("init_caps,exec_caps", [(["CAP_SYS_PTRACE"], ["CAP_SYS_PTRACE"]),
                                                  (["CAP_SYS_PTRACE"], [])])
 def test_an_exec_gets_the_filter_of_its_own_capabilities(runsc, make_bundle, rules_probe,
                                                          tmp_path, init_caps, exec_caps):
