@@ -71,15 +71,10 @@ def _sentry(cfg: SandboxConfig, status_w: int, go_r: int, detach: bool) -> None:
         if os.read(go_r, 1) != b"g":
             os._exit(1)
         os.close(go_r)
-        sentry_main.run(cfg, status_w, detach)  # it exits by itself unless it raises
-    except BaseException:
-        # Past set-up (the command went before our report, or a crash): take the sandbox
-        # down with us, the cgroup it made too (fail closed; nothing left for nobody).
-        try:
-            _kill_children()
-            Cgroup(cfg.cgroup_path).remove()
-        except BaseException:
-            pass
+        # It exits by itself unless it raises: then it is confined (no kill, no rmdir),
+        # and its exit is what ends the sandbox (the watchdog); the cgroup and state
+        # directory wait for `delete --force`, which finds this pid in creating.json.
+        sentry_main.run(cfg, status_w, detach)
     finally:
         os._exit(1)
 

@@ -324,11 +324,11 @@ def test_sigkill_at_each_step_then_delete_force_leaves_nothing(
                     "delete": ("delete", "--force", cid)}.get(step)
             if args:
                 sentry = _state(runsc, cid)["pid"]
-                before = len(children(sentry))
+                before = len(descendants(sentry))
                 cmd = Command(runsc, tmp_path, *args)
                 if step == "exec" and which == 1:
-                    # Kill while the process runs (the marker: the sentry forked it).
-                    _wait_until(lambda: len(children(sentry)) > before)
+                    # Kill while the process runs (the marker: the sandbox has it).
+                    _wait_until(lambda: len(descendants(sentry)) > before)
                     delay = 0
         pid = _victim_pid(victim, runsc, cid, cmd)
         time.sleep(delay)
@@ -336,9 +336,7 @@ def test_sigkill_at_each_step_then_delete_force_leaves_nothing(
 
     if cmd is not None:
         # Fail closed: when the sentry or gofer dies the workload dies, and so the command
-        # waiting for it ends (at once; the bound is for a loaded machine). (gofer-exec: the
-        # sentry's _gofer_died waits for the init, whose exit waits for the exec'd process,
-        # a zombie the sentry has not reaped: fixed in sentry/main.py, not here.)
+        # waiting for it ends (at once; the bound is for a loaded machine).
         code, err = cmd.finish(timeout=15 if victim != "cli" else 60)
         if victim != "cli":
             _no_traceback(err)
