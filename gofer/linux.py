@@ -5,6 +5,7 @@ Shared by every layer (gofer server, sentry, CLI); it imports nothing of the pro
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import struct
 
@@ -187,7 +188,15 @@ _stat_buf = ctypes.create_string_buffer(144)
 def openat2(dirfd: int, path: str | bytes, flags: int, mode: int = 0,
             resolve: int = 0) -> int:
     struct.pack_into("QQQ", _how, 0, flags, mode, resolve)
-    return _check(_openat2_call(NR_OPENAT2, dirfd, _path(path), _how, 24))
+    raw = _path(path)
+    # With RESOLVE_IN_ROOT or RESOLVE_BENEATH, a `..` walk says EAGAIN when a rename or
+    # mount anywhere on the machine raced with it: the kernel asks for a retry. (With
+    # RESOLVE_CACHED, EAGAIN is the answer itself.)
+    for _ in range(100 if not resolve & RESOLVE_CACHED else 1):
+        ret = _openat2_call(NR_OPENAT2, dirfd, raw, _how, 24)
+        if ret >= 0 or ctypes.get_errno() != errno.EAGAIN:
+            break
+    return _check(ret)
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:

@@ -6,8 +6,10 @@ import errno
 import logging
 import os
 import stat
+from dataclasses import dataclass, field
 
 from gofer import linux
+from gofer.devices import STANDARD, Device, Rule
 
 log = logging.getLogger("runsc-py.gofer")
 
@@ -28,11 +30,6 @@ _FLAG_OPTIONS = {
 _IGNORED_OPTIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave",
                     "unbindable", "runbindable", "mand", "nomand", "defaults"}
 
-# The only device nodes a container gets (OCI's default devices).
-STANDARD_DEVICES = {
-    "null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9),
-    "tty": (5, 0),
-}
 # Mount types whose content the sentry synthesises: an empty tmpfs it fills.
 SYNTHETIC_TYPES = {"proc", "sysfs"}
 SKIPPED_TYPES = {"cgroup", "cgroup2", "mqueue"}
@@ -40,6 +37,19 @@ SKIPPED_TYPES = {"cgroup", "cgroup2", "mqueue"}
 
 class MountError(Exception):
     pass
+
+
+@dataclass
+class TreeSpec:
+    """What the gofer builds the container tree from (validated by the OCI front end)."""
+    rootfs: str  # absolute host path
+    readonly: bool
+    mounts: list[dict]
+    bundle: str
+    masked: list[str] = field(default_factory=list)  # linux.maskedPaths
+    readonly_paths: list[str] = field(default_factory=list)  # linux.readonlyPaths
+    devices: list[Device] = field(default_factory=list)  # linux.devices
+    device_rules: list[Rule] = field(default_factory=list)  # linux.resources.devices
 
 
 def parse_options(options: list[str]) -> tuple[int, str]:
@@ -145,10 +155,30 @@ def _mount_one(rootfd: int, m: dict, bundle: str,
         os.close(fd)
 
 
+def _make_spec_devices(rootfd: int, devices: list[Device]) -> None:
+    """linux.devices: each node made as the spec says (type, number, mode, owner), in
+    place of whatever the rootfs had there."""
+    for d in devices:
+        parent_path, _, name = d.path.rstrip("/").rpartition("/")
+        fd = make_mountpoint(rootfd, parent_path or "/", True)
+        try:
+            try:
+                os.unlink(name, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+            os.mknod(name, d.st_mode, os.makedev(d.major, d.minor), dir_fd=fd)
+            os.chown(name, d.uid, d.gid, dir_fd=fd, follow_symlinks=False)
+            os.chmod(name, d.mode & 0o7777, dir_fd=fd, follow_symlinks=False)  # no umask
+        except OSError as e:
+            raise MountError(f"creating device {d.path}: {e.strerror}") from None
+        finally:
+            os.close(fd)
+
+
 def _make_devices(rootfd: int) -> None:
     fd = make_mountpoint(rootfd, "/dev", True)
     try:
-        for name, (major, minor) in STANDARD_DEVICES.items():
+        for name, (major, minor) in STANDARD.items():
             try:
                 os.mknod(name, 0o666 | stat.S_IFCHR, os.makedev(major, minor), dir_fd=fd)
                 os.chmod(name, 0o666, dir_fd=fd, follow_symlinks=False)
@@ -169,8 +199,41 @@ def _make_devices(rootfd: int) -> None:
         os.close(fd)
 
 
-def build_tree(rootfs: str, readonly: bool, mounts: list[dict],
-               bundle: str) -> dict[str, tuple[int, str]]:
+def _restrict_paths(rootfd: int, masked: list[str], readonly: list[str]) -> None:
+    """linux.maskedPaths and linux.readonlyPaths, as runc applies them: a masked
+    directory is covered by an empty read-only tmpfs, a masked file by /dev/null; a
+    read-only path is bound onto itself and made read-only. Paths that do not exist are
+    skipped (so are those in a synthetic tree, still empty here: the sentry masks what it
+    renders there). Symlinks are followed inside the root."""
+    for path, masking in [*((p, True) for p in masked), *((p, False) for p in readonly)]:
+        try:
+            fd = _resolve_in_root(rootfd, path, os.O_PATH)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            raise MountError(f"{'masking' if masking else 'read-only path'} {path}: "
+                             f"{e.strerror}") from None
+        target = f"/proc/self/fd/{fd}"
+        try:
+            if not masking:
+                linux.mount(target, target, None, linux.MS_BIND | linux.MS_REC)
+                os.close(fd)  # the descriptor names what is under the new mount
+                fd = _resolve_in_root(rootfd, path, os.O_PATH)
+                linux.mount_setattr_readonly(f"/proc/self/fd/{fd}", recursive=True)
+            elif stat.S_ISDIR(os.fstat(fd).st_mode):
+                linux.mount("tmpfs", target, "tmpfs", linux.MS_RDONLY)  # runc's: mode 1777
+            else:
+                linux.mount("/dev/null", target, None, linux.MS_BIND)
+        except OSError as e:
+            raise MountError(f"{'masking' if masking else 'read-only path'} {path}: "
+                             f"{e.strerror}") from None
+        finally:
+            os.close(fd)
+
+
+def build_tree(rootfs: str, readonly: bool, mounts: list[dict], bundle: str,
+               masked: list[str] = (), readonly_paths: list[str] = (),
+               devices: list[Device] = ()) -> dict[str, tuple[int, str]]:
     """Make the container tree this process's root. Returns the synthetic mount points,
     each with a descriptor of a writable clone of its mount (for the sentry) and its type."""
     linux.unshare(linux.CLONE_NEWNS)
@@ -185,6 +248,8 @@ def build_tree(rootfs: str, readonly: bool, mounts: list[dict],
             except OSError as e:  # creating the mount point
                 raise MountError(f"mount at {m['destination']}: {e.strerror}") from None
         _make_devices(rootfd)
+        _make_spec_devices(rootfd, list(devices))
+        _restrict_paths(rootfd, list(masked), list(readonly_paths))
     finally:
         os.close(rootfd)
     os.chdir(rootfs)

@@ -20,7 +20,7 @@ import stat
 import struct
 import threading
 
-from gofer import confine, linux, mounts, protocol
+from gofer import confine, devices, linux, mounts, protocol
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _SOCKADDR_UN_SIZE = 110  # sa_family + sun_path[108]
@@ -31,8 +31,6 @@ _OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC 
                | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NOATIME | os.O_CLOEXEC | os.O_PATH
                | os.O_TMPFILE | 0o20000)  # FASYNC
 _O_TMPFILE_BIT = os.O_TMPFILE & ~os.O_DIRECTORY  # O_TMPFILE includes O_DIRECTORY's bit
-_ALLOWED_DEVICES = set(mounts.STANDARD_DEVICES.values()) | {(5, 2)}  # + /dev/ptmx
-_PTY_SLAVE_MAJORS = range(136, 144)
 # What the O_PATH look-up took care of, and what a reopen through /proc/self/fd must not
 # repeat (O_NOFOLLOW would refuse the magic link itself).
 _LOOKUP_FLAGS = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_DIRECTORY
@@ -71,8 +69,10 @@ def _pid_entry_depth(path: bytes | None) -> int:
 
 class Gofer:
     def __init__(self, sock: socket.socket, procfd: int,
-                 synthetic: dict[str, tuple[int, str]] | None = None) -> None:
+                 synthetic: dict[str, tuple[int, str]] | None = None,
+                 device_policy: devices.Policy | None = None) -> None:
         self.sock = sock
+        self.device_policy = device_policy or devices.Policy()
         # Mount point -> writable clone of the synthetic mount, until the sentry takes it.
         self.synthetic = {dest: fd for dest, (fd, _) in (synthetic or {}).items()}
         self.proc_devs = {os.fstat(fd).st_dev for fd, mtype in (synthetic or {}).values()
@@ -150,14 +150,18 @@ class Gofer:
         linux.capset(caps & self.permitted, self.permitted, self.inheritable)
         self.creds = (uid, gid, groups, caps)
 
-    def _check_device(self, fd: int, st: os.stat_result | None = None) -> None:
+    def _check_device(self, fd: int, st: os.stat_result | None = None,
+                      flags: int | None = None) -> None:
+        """EPERM for a device file the container may not open this way (the devices
+        cgroup's answer); flags: the open's, else fd's own."""
         st = st or os.fstat(fd)
-        if stat.S_ISBLK(st.st_mode):
-            raise OSError(errno.EPERM, "block devices are not available in the sandbox")
-        if stat.S_ISCHR(st.st_mode):
-            dev = (os.major(st.st_rdev), os.minor(st.st_rdev))
-            if dev not in _ALLOWED_DEVICES and dev[0] not in _PTY_SLAVE_MAJORS:
-                raise OSError(errno.EPERM, "device not available in the sandbox")
+        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+            return
+        accmode = (flags if flags is not None else fcntl.fcntl(fd, fcntl.F_GETFL)) \
+            & os.O_ACCMODE
+        access = {os.O_RDONLY: "r", os.O_WRONLY: "w"}.get(accmode, "rw")
+        if not self.device_policy.check(st, access):
+            raise OSError(errno.EPERM, "device not available in the sandbox")
 
     # -- operations: each returns (result, fd or None) -------------------------
     def op_open(self, path: bytes, flags: int, mode: int, base: bytes | None = None,
@@ -273,7 +277,7 @@ class Gofer:
                 raise OSError(errno.ELOOP, "a symbolic link (O_NOFOLLOW)")
             if flags & os.O_CREAT and stat.S_ISDIR(st.st_mode):
                 raise OSError(errno.EISDIR, "O_CREAT on a directory")
-            self._check_device(pfd, st)
+            self._check_device(pfd, st, flags)
             accmode = flags & os.O_ACCMODE
             if (stat.S_ISFIFO(st.st_mode) and not flags & os.O_NONBLOCK
                     and accmode != os.O_RDWR):
@@ -697,8 +701,7 @@ def _close_all_but(keep: set[int]) -> None:
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
-def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict],
-        bundle: str, ready_w: int) -> None:
+def run(sock: socket.socket, tree: mounts.TreeSpec, ready_w: int) -> None:
     """Body of the gofer process (never returns). Reports readiness or a one-line error
     on ready_w, then serves until the sentry closes the socket."""
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -714,8 +717,9 @@ def run(sock: socket.socket, rootfs: str, readonly: bool, mount_list: list[dict]
         # (subset=pid), and mounted nowhere (no path in the tree leads to it).
         procfd = linux.mount_proc_detached("subset=pid")
         threading.stack_size(_WAITER_STACK)
-        synthetic = mounts.build_tree(rootfs, readonly, mount_list, bundle)
-        gofer = Gofer(sock, procfd, synthetic)
+        synthetic = mounts.build_tree(tree.rootfs, tree.readonly, tree.mounts, tree.bundle,
+                                      tree.masked, tree.readonly_paths, tree.devices)
+        gofer = Gofer(sock, procfd, synthetic, devices.Policy(tree.devices, tree.device_rules))
         # Nothing else of the sentry's it was forked from (the log file, its epoll, the
         # pipe it reports to the launcher on): only what serving needs.
         _close_all_but({0, 1, 2, ready_w, sock.fileno(), gofer.rootfd, procfd,

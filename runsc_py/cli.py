@@ -366,12 +366,13 @@ def exec_cmd(ctx: click.Context, container_id: str, command: tuple[str, ...],
              pid_file: str | None, tty: bool, cwd: str | None, env: tuple[str, ...],
              user: str | None, **_runc_flags) -> int:
     """Run a process in a running container (same PIDs, /proc, gofer and limits)."""
-    container, _ = _running(ctx, container_id)
+    container, st = _running(ctx, container_id)
     proc = _exec_process(container, process_file, command, tty, cwd, env, user)
     if proc.terminal and not console_socket:
         raise UserError("a terminal needs --console-socket")
     pid = exec_proxy.start(container, proc,
-                           os.path.abspath(console_socket) if console_socket else "")
+                           os.path.abspath(console_socket) if console_socket else "",
+                           st.get("cgroup_path") or "")
     if pid_file:
         tmp = pid_file + ".tmp"
         with open(tmp, "w") as f:

@@ -4,6 +4,8 @@ The process is forked by the sentry (so it is in the sandbox's PID namespace, cg
 seccomp filter). On the host it is represented by a proxy: a small process of ours that
 holds the request's connection, forwards signals to it, and exits with its status, so the
 pid that --pid-file names behaves as the exec'd process for containerd's shim and Docker.
+The proxy is part of the sandbox: in the container's cgroup (the sentry adds one task to
+pids.max for it while it waits), never the OOM killer's choice.
 """
 from __future__ import annotations
 
@@ -16,18 +18,33 @@ from runsc_py.errors import UserError
 from runsc_py.state import Container
 from sentry import main as sentry_main
 from sentry import spawner
+from sentry.cgroup import Cgroup, CgroupError
 from sentry.config import ProcessConfig
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
               signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT, signal.SIGTSTP)
 
 
+def _join_sandbox(cgroup_path: str) -> None:
+    if cgroup_path:
+        try:
+            Cgroup(cgroup_path).join(os.getpid())
+        except CgroupError:
+            pass  # the container is going: the exec request will say so
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("-1000")
+    except OSError:
+        pass  # not root: the proxy stays as likely a victim as any process
+
+
 def _proxy(container: Container, proc: ProcessConfig, console_socket: str,
-           report_w: int) -> None:
+           report_w: int, cgroup_path: str) -> None:
     """Body of the proxy (never returns)."""
     code = 1
     reported = False
     try:
+        _join_sandbox(cgroup_path)
         fd, path = sentry_main.control_path(container.dir)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(path)
@@ -82,13 +99,14 @@ def _kill(pid: int, sig: int) -> None:
         pass
 
 
-def start(container: Container, proc: ProcessConfig, console_socket: str) -> int:
+def start(container: Container, proc: ProcessConfig, console_socket: str,
+          cgroup_path: str = "") -> int:
     """Start the proxy and the process; the proxy's pid once the process runs."""
     report_r, report_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(report_r)
-        _proxy(container, proc, console_socket, report_w)
+        _proxy(container, proc, console_socket, report_w, cgroup_path)
     os.close(report_w)
     try:
         msg = os.read(report_r, 65536).decode(errors="replace")

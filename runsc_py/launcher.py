@@ -19,7 +19,9 @@ from sentry.cgroup import Cgroup, CgroupError
 from sentry.config import SandboxConfig
 
 PR_SET_CHILD_SUBREAPER = 36
+CONTROL_TIMEOUT = 30  # seconds
 log = logging.getLogger("runsc-py")
+
 
 
 def launch(cfg: SandboxConfig, detach: bool,
@@ -55,8 +57,19 @@ def launch(cfg: SandboxConfig, detach: bool,
         finally:
             os.close(status_r)
         if not msg.startswith("ok:"):
-            _kill_children()
-            raise UserError(msg.removeprefix("error:") or "the sentry failed to start")
+            _, status = os.waitpid(pid, 0)
+            _kill_children()  # what a sentry that died left: re-parented to us
+            if msg:
+                raise UserError(msg.removeprefix("error:"))  # the sentry cleaned up
+            # It died before it could report (an OOM kill in its own cgroup, a SIGKILL):
+            # its processes are reaped, so the cgroup is ours if it is empty.
+            remove_cgroup_if_empty(cfg.cgroup_path)
+            if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL and \
+                    cfg.resources.memory_limit:
+                raise UserError("the sentry was killed while creating the sandbox: is the "
+                                f"memory limit ({cfg.resources.memory_limit}) too small for "
+                                "it?")
+            raise UserError("the sentry failed to start")
         _, gofer_pid, init_pid = msg.split(":")
         return pid, int(gofer_pid), int(init_pid)
     finally:
@@ -123,10 +136,16 @@ def control(container: Container, request: dict) -> dict:
     fd, path = sentry_main.control_path(container.dir)
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            # A sentry never takes long to answer, unless it is frozen (pause on cgroup v2
+            # freezes the whole sandbox): then say so rather than wait for ever.
+            s.settimeout(CONTROL_TIMEOUT)
             s.connect(path)
             s.sendall(json.dumps(request).encode() + b"\n")
             s.shutdown(socket.SHUT_WR)
             reply = sentry_main.LineReader(s).read()
+    except TimeoutError:
+        raise UserError(f"container {container.id!r} did not answer within "
+                        f"{CONTROL_TIMEOUT} s (is it paused?)") from None
     except OSError as e:
         raise UserError(f"container {container.id!r} is not reachable: {e.strerror}") from None
     except sentry_main.ProtocolError as e:

@@ -6,6 +6,7 @@ import os
 import resource
 from importlib import resources
 
+from gofer.devices import Device, Rule
 from runsc_py.errors import UserError
 from sentry import cgroup
 from sentry.config import ProcessConfig, SandboxConfig
@@ -140,9 +141,14 @@ def _parse_process(process: dict, where: str) -> ProcessConfig:
     if size:
         console_size = (_expect(size.get("height", 0), int, f"{where}.consoleSize.height"),
                         _expect(size.get("width", 0), int, f"{where}.consoleSize.width"))
+    oom_score_adj = process.get("oomScoreAdj")
+    if oom_score_adj is not None:
+        _expect(oom_score_adj, int, f"{where}.oomScoreAdj")
+        if not -1000 <= oom_score_adj <= 1000:
+            raise UserError(f"config.json: {where}.oomScoreAdj must be between -1000 and 1000")
     return ProcessConfig(
         args=args, env=env, cwd=cwd, uid=uid, gid=gid, additional_gids=list(gids),
-        umask=umask, capabilities=caps, rlimits=rlimits,
+        umask=umask, capabilities=caps, rlimits=rlimits, oom_score_adj=oom_score_adj,
         no_new_privs=_expect(process.get("noNewPrivileges", False), bool,
                              f"{where}.noNewPrivileges"),
         terminal=_expect(process.get("terminal", False), bool, f"{where}.terminal"),
@@ -189,6 +195,11 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
             if not os.path.exists(path):
                 raise UserError(f"config.json: {where}: namespace path {path!r} does not exist")
             ns_paths[ns_type] = path
+    devices = _devices(linux)
+    device_rules = _device_rules(_expect(linux.get("resources") or {}, dict,
+                                         "linux.resources"))
+    masked = _absolute_paths(linux, "maskedPaths")
+    readonly_paths = _absolute_paths(linux, "readonlyPaths")
     hostname = _no_nul(_expect(spec.get("hostname", ""), str, "hostname"), "hostname")
     domainname = _no_nul(_expect(spec.get("domainname", ""), str, "domainname"), "domainname")
     if len(hostname.encode()) > 64 or len(domainname.encode()) > 64:
@@ -209,7 +220,59 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
         mounts=mounts, hostname=hostname or container_id[:63] or "localhost",
         domainname=domainname, process=process, namespace_paths=ns_paths,
         state_dir=state_dir, resources=resources, cgroup_path=cgroup_path,
-        share_cpu=share_cpu == "true")
+        share_cpu=share_cpu == "true", masked_paths=masked, readonly_paths=readonly_paths,
+        devices=devices, device_rules=device_rules)
+
+
+def _devices(linux: dict) -> list[Device]:
+    """linux.devices: the nodes to make, as runc validates them."""
+    out = []
+    for i, d in enumerate(_list_or_absent(linux, "devices", "linux.devices")):
+        where = f"linux.devices[{i}]"
+        _expect(d, dict, where)
+        path = _no_nul(_expect(d.get("path"), str, where + ".path"), where + ".path")
+        if not path.startswith("/") or os.path.normpath(path) == "/":
+            raise UserError(f"config.json: {where}.path must be an absolute path below /")
+        kind = _expect(d.get("type"), str, where + ".type")
+        if kind not in ("c", "b", "u", "p"):
+            raise UserError(f"config.json: {where}.type: unknown device type {kind!r}")
+        major, minor = _optional_int(d, "major", where), _optional_int(d, "minor", where)
+        if kind != "p" and (major is None or minor is None):
+            raise UserError(f"config.json: {where}: a {kind} device needs major and minor")
+        mode = _optional_int(d, "fileMode", where)
+        out.append(Device(os.path.normpath(path), kind, major or 0, minor or 0,
+                          0o666 if mode is None else mode,
+                          _optional_int(d, "uid", where) or 0,
+                          _optional_int(d, "gid", where) or 0))
+    return out
+
+
+def _device_rules(res: dict) -> list[Rule]:
+    """linux.resources.devices: the devices cgroup's allow and deny rules."""
+    out = []
+    for i, r in enumerate(_list_or_absent(res, "devices", "linux.resources.devices")):
+        where = f"linux.resources.devices[{i}]"
+        _expect(r, dict, where)
+        kind = _expect(r.get("type") or "a", str, where + ".type")
+        access = _expect(r.get("access") or "rwm", str, where + ".access")
+        if kind not in ("a", "c", "b") or not set(access) <= set("rwm"):
+            raise UserError(f"config.json: {where}: type must be a, c or b and access of "
+                            "r, w and m")
+        major, minor = _optional_int(r, "major", where), _optional_int(r, "minor", where)
+        out.append(Rule(_expect(r.get("allow"), bool, where + ".allow"), kind,
+                        None if major is None or major < 0 else major,
+                        None if minor is None or minor < 0 else minor, access))
+    return out
+
+
+def _absolute_paths(linux: dict, key: str) -> list[str]:
+    """linux.maskedPaths / linux.readonlyPaths: absolute container paths."""
+    paths = _string_list(_list_or_absent(linux, key, f"linux.{key}"), f"linux.{key}")
+    for i, p in enumerate(paths):
+        if not p.startswith("/"):
+            raise UserError(f"config.json: linux.{key}[{i}] must be an absolute path")
+        _no_nul(p, f"linux.{key}[{i}]")
+    return paths
 
 
 def _optional_int(obj: dict, key: str, where: str) -> int | None:
@@ -218,7 +281,8 @@ def _optional_int(obj: dict, key: str, where: str) -> int | None:
 
 
 def parse_resources(res: dict) -> cgroup.Resources:
-    """linux.resources: memory, cpu and pids (devices, blockIO, ... are not enforced)."""
+    """linux.resources: memory, cpu and pids (devices: _device_rules; blockIO, ... are
+    not enforced)."""
     where = "linux.resources"
     memory = _expect(res.get("memory") or {}, dict, where + ".memory")
     cpu = _expect(res.get("cpu") or {}, dict, where + ".cpu")

@@ -1,17 +1,35 @@
-"""The container's cgroup: created at `create`, the workload's init joins it, removed at
-`delete`. cgroup v2 (unified) when the host has it as its only hierarchy, else v1 with one
-directory per controller. The sentry and the gofer stay outside it, so that an OOM kill
-or a pids limit hits the workload only."""
+"""The container's cgroup: created at `create`, removed at `delete`. cgroup v2 (unified)
+when the host has it as its only hierarchy, else v1 with one directory per controller.
+
+The whole sandbox is in it, as gVisor's is: the sentry joins it first thing (join), so the
+gofer, the watchdog and the workload are born inside it, and `exec`'s proxies join it too.
+CPU, memory and pids limits bound the runtime's own work, and docker stats, the kubelet
+and the shim's OOM events (which read the cgroup of the pid in --pid-file, the sentry's)
+see all of it. What keeps the sandbox alive inside its own limits:
+- OOM: its processes have oom_score_adj -1000; the workload's have the spec's (or 0).
+- pids: pids.max is the spec's limit plus the sandbox's own tasks (pids_reserve), so the
+  workload gets exactly its limit; a gofer thread that cannot start is an errno.
+- memory: a limit below MEMORY_FLOOR (what the sandbox itself needs) is refused.
+v1's freezer is the exception: only the workload is in it (add), so a paused container's
+sentry still answers; on v2 there is one cgroup and pause freezes the sandbox too."""
 from __future__ import annotations
 
 import errno
 import math
 import os
+import struct
 import time
 from dataclasses import dataclass
 
+from gofer import linux
+
 CGROUP_ROOT = "/sys/fs/cgroup"
-V1_CONTROLLERS = ("memory", "cpu", "cpuset", "pids", "freezer")
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer")
+# The smallest memory limit a sandbox is created with. The sentry, gofer and watchdog
+# charge about 20 MiB to the cgroup (README: Kubernetes); measured, create fails at 20 MiB
+# and a shell runs at 24. Below the line the sentry would be OOM-killed half-way, or, with
+# its oom_score_adj of -1000 and no other process to kill, wait in the memcg OOM for ever.
+MEMORY_FLOOR = 32 << 20
 
 
 class CgroupError(Exception):
@@ -66,17 +84,39 @@ class Cgroup:
     def __init__(self, path: str) -> None:
         self.path = path
         self.v2 = is_v2()
+        self.pids_limit: int | None = None  # the spec's (what the workload may have)
+        self.pids_reserve = 0  # the sandbox's own tasks, on top of pids_limit
 
     def dirs(self) -> dict[str, str]:
-        """Controller name -> directory ("" for v2's single directory)."""
+        """Controller name -> directory ("" for v2's single directory). Co-mounted v1
+        controllers (cpu,cpuacct) appear once, under the first name."""
         rel = self.path.lstrip("/")
         if self.v2:
             return {"": os.path.join(CGROUP_ROOT, rel)}
-        return {c: os.path.join(CGROUP_ROOT, c, rel) for c in V1_CONTROLLERS
-                if os.path.isdir(os.path.join(CGROUP_ROOT, c))}
+        out: dict[str, str] = {}
+        seen = set()
+        for c in V1_CONTROLLERS:
+            mount = os.path.join(CGROUP_ROOT, c)
+            if os.path.isdir(mount) and os.path.realpath(mount) not in seen:
+                seen.add(os.path.realpath(mount))
+                out[c] = os.path.join(mount, rel)
+        return out
+
+    def _dir(self, controller: str) -> str:
+        """The directory of a v1 controller, also when it is co-mounted with another."""
+        if self.v2:
+            return self.dirs()[""]
+        real = os.path.realpath(os.path.join(CGROUP_ROOT, controller))
+        for c, d in self.dirs().items():
+            if os.path.realpath(os.path.join(CGROUP_ROOT, c)) == real:
+                return d
+        raise KeyError(controller)
 
     def _write(self, controller: str, name: str, value: str) -> None:
-        path = os.path.join(self.dirs()[controller], name)
+        try:
+            path = os.path.join(self._dir(controller), name)
+        except KeyError:
+            raise CgroupError(f"setting {name}: no {controller} cgroup") from None
         try:
             with open(path, "w") as f:
                 f.write(value)
@@ -85,7 +125,7 @@ class Cgroup:
 
     def _read(self, controller: str, name: str) -> str | None:
         try:
-            with open(os.path.join(self.dirs()[controller], name)) as f:
+            with open(os.path.join(self._dir(controller), name)) as f:
                 return f.read().strip()
         except (OSError, KeyError):
             return None
@@ -148,6 +188,9 @@ class Cgroup:
             cur = os.path.join(cur, p)
 
     def apply(self, res: Resources) -> None:
+        if res.memory_limit is not None and 0 < res.memory_limit < MEMORY_FLOOR:
+            raise CgroupError(f"memory limit {res.memory_limit} is below the "
+                              f"{MEMORY_FLOOR >> 20} MiB the sandbox itself needs")
         mem = "" if self.v2 else "memory"
         cpu = "" if self.v2 else "cpu"
         cpuset = "" if self.v2 else "cpuset"
@@ -180,16 +223,76 @@ class Cgroup:
         if res.mems:
             self._write(cpuset, "cpuset.mems", res.mems)
         if res.pids_limit is not None:
-            limit = "max" if res.pids_limit <= 0 else str(res.pids_limit)
-            self._write(pids, "pids.max", limit)
+            self.pids_limit = res.pids_limit if res.pids_limit > 0 else None
+            self._write_pids_max(pids)
+
+    def _write_pids_max(self, pids: str) -> None:
+        if self.pids_limit is None:
+            self._write(pids, "pids.max", "max")
+        else:
+            self._write(pids, "pids.max", str(self.pids_limit + self.pids_reserve))
+
+    def reserve_pids(self, delta: int) -> None:
+        """The sandbox's own tasks changed by delta (its start, an exec's proxy): pids.max
+        follows, so that the workload's share stays the spec's limit."""
+        self.pids_reserve = max(0, self.pids_reserve + delta)
+        if self.pids_limit is not None:
+            self._write_pids_max("" if self.v2 else "pids")
+
+    def set_pids_reserve(self, count: int) -> None:
+        self.pids_reserve = 0
+        self.reserve_pids(count)
+
+    def task_count(self) -> int:
+        """Tasks (threads included) in the cgroup now."""
+        raw = self._read("" if self.v2 else "pids", "pids.current")
+        if raw is not None:
+            return int(raw)
+        return sum(len(os.listdir(f"/proc/{p}/task")) for p in self.pids()
+                   if os.path.isdir(f"/proc/{p}/task"))
+
+    def join(self, pid: int) -> None:
+        """A process of the sandbox itself (the sentry, an exec's proxy): every hierarchy
+        but v1's freezer, which is the workload's alone (module docstring)."""
+        self._move(pid, [d for c, d in self.dirs().items() if c != "freezer"], "the sandbox")
+
+    def leave(self, pid: int, origin: dict[str, str]) -> None:
+        """Move a process back to where it was (origin, from where()), so that the
+        container's cgroup can be removed while it still runs."""
+        self._move(pid, [os.path.join(self._mount(c), origin[c].lstrip("/"))
+                         for c in self.dirs() if c in origin], "the sentry back")
+
+    def where(self, pid: int) -> dict[str, str]:
+        """The cgroup path of a process in each hierarchy dirs() covers."""
+        out = {}
+        with open(f"/proc/{pid}/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                if self.v2 and controllers == "":
+                    out[""] = path
+                elif not self.v2:
+                    for c in self.dirs():
+                        if c in controllers.split(","):
+                            out[c] = path
+        return out
+
+    @staticmethod
+    def _mount(controller: str) -> str:
+        return os.path.join(CGROUP_ROOT, controller) if controller else CGROUP_ROOT
 
     def add(self, pid: int) -> None:
-        for d in self.dirs().values():
+        """A workload process (forked by the sentry, so already in the rest): every
+        hierarchy, the freezer included."""
+        self._move(pid, list(self.dirs().values()), "the workload")
+
+    @staticmethod
+    def _move(pid: int, dirs: list[str], what: str) -> None:
+        for d in dirs:
             try:
                 with open(os.path.join(d, "cgroup.procs"), "w") as f:
                     f.write(str(pid))
             except OSError as e:
-                raise CgroupError(f"moving the workload into {d}: {e.strerror}") from None
+                raise CgroupError(f"moving {what} into {d}: {e.strerror}") from None
 
     def remove(self, wait: bool = True) -> None:
         """Remove the container's directories (their processes must be gone). wait=False:
@@ -269,12 +372,63 @@ class Cgroup:
         return cpus
 
     def pids(self) -> list[int]:
-        d = next(iter(self.dirs().values()))
+        """Every process in the cgroup: the sandbox's own and the workload's (those in
+        the sandbox's PID namespace)."""
+        try:
+            d = self._dir("" if self.v2 else "memory")
+        except KeyError:
+            d = next(d for c, d in self.dirs().items() if c != "freezer")
         try:
             with open(os.path.join(d, "cgroup.procs")) as f:
                 return [int(x) for x in f.read().split()]
         except OSError:
             return []
+
+
+_SYS_MADVISE = 28  # x86_64
+_MADV_POPULATE_WRITE = 23  # Linux 5.14: a write fault on each page, the data unchanged
+_PM_PRESENT = 1 << 63
+_PM_EXCLUSIVE = 1 << 56  # mapped by this process alone
+
+
+def charge_shared_pages() -> int:
+    """Copy the private pages this process still shares with the process it was forked
+    from (bytes copied). v1 charges a page to the cgroup of the process that first
+    touched it and no longer moves charges (move_charge_at_immigrate is refused on current
+    kernels); after a fork from the runtime, most of the sentry's heap is such pages,
+    charged to the runtime's cgroup and, once it exits, to no process's container. A write
+    fault gives this process its own copy, charged here, as gVisor's freshly exec'd
+    sandbox is. The runtime's copies go when it exits."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    runs: list[tuple[int, int]] = []
+    with open("/proc/self/maps") as maps, open("/proc/self/pagemap", "rb") as pagemap:
+        for line in maps:
+            fields = line.split()
+            perms = fields[1]
+            name = fields[5] if len(fields) > 5 else ""
+            if not perms.startswith("rw") or perms[3] != "p" or name in ("[vvar]", "[vdso]"):
+                continue
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            pagemap.seek(lo // page * 8)
+            entries = pagemap.read((hi - lo) // page * 8)
+            start = None
+            for i, (entry,) in enumerate(struct.iter_unpack("Q", entries)):
+                shared = entry & _PM_PRESENT and not entry & _PM_EXCLUSIVE
+                if shared and start is None:
+                    start = i
+                elif not shared and start is not None:
+                    runs.append((lo + start * page, (i - start) * page))
+                    start = None
+            if start is not None:
+                runs.append((lo + start * page, hi - lo - start * page))
+    copied = 0
+    for addr, length in runs:
+        try:
+            linux.syscall(_SYS_MADVISE, addr, length, _MADV_POPULATE_WRITE)
+            copied += length
+        except OSError:
+            pass  # an old kernel, or a mapping gone meanwhile: it stays charged elsewhere
+    return copied
 
 
 def _has_processes(d: str) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gofer.devices import Device, Rule
 from sentry.cgroup import Resources
 
 
@@ -21,6 +22,7 @@ class ProcessConfig:
     no_new_privs: bool = False
     terminal: bool = False
     console_size: tuple[int, int] | None = None  # (rows, columns)
+    oom_score_adj: int | None = None  # None: 0 (the sandbox's own -1000 is not inherited)
 
 
 @dataclass
@@ -39,3 +41,7 @@ class SandboxConfig:
     cgroup_path: str = ""  # below each hierarchy's root
     console_socket: str = ""  # where the pty master goes when process.terminal
     share_cpu: bool = False  # the workload runs on the sentry's CPU (README: Performance)
+    masked_paths: list[str] = field(default_factory=list)  # linux.maskedPaths
+    readonly_paths: list[str] = field(default_factory=list)  # linux.readonlyPaths
+    devices: list[Device] = field(default_factory=list)  # linux.devices
+    device_rules: list[Rule] = field(default_factory=list)  # linux.resources.devices

@@ -19,6 +19,8 @@ import time
 from gofer import linux
 from gofer import server as gofer_server
 from gofer.client import GoferClient, GoferGone
+from gofer.mounts import TreeSpec
+from sentry import cgroup as cgroup_mod
 from sentry import confine, console, watchdog, workload
 from sentry.cgroup import Cgroup, CgroupError, Resources, parse_cpu_list
 from sentry.config import ProcessConfig, SandboxConfig
@@ -34,6 +36,7 @@ SENTRY_ROOT = "sentry-root"  # the empty directory the sentry's root becomes (co
 _NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE,
                   signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
                   signal.SIGTRAP, signal.SIGSYS}
+_START_PIDS_RESERVE = 16  # tasks the sandbox may start before it counts its own
 _WAIT_CHECK = 0.05  # seconds between checks that waiting FIFO opens are still wanted
 
 
@@ -144,6 +147,7 @@ class Sentry:
         self.spawner: Spawner | None = None
         self.started = False
         self.cgroup: Cgroup | None = None
+        self.cgroup_origin: dict[str, str] = {}
         self.epoll = select.epoll()
         self.handlers: dict[int, object] = {}  # fd -> callable(events)
         self.exec_waiters: dict[int, socket.socket] = {}  # pid -> its proxy's connection
@@ -172,8 +176,9 @@ class Sentry:
                 sock.close()
                 os.close(ready_r)
                 release_stdio()  # errors go back over ready_w
-                gofer_server.run(peer, cfg.rootfs, cfg.readonly_root, cfg.mounts, cfg.bundle,
-                                 ready_w)
+                gofer_server.run(peer, TreeSpec(
+                    cfg.rootfs, cfg.readonly_root, cfg.mounts, cfg.bundle, cfg.masked_paths,
+                    cfg.readonly_paths, cfg.devices, cfg.device_rules), ready_w)
             finally:
                 os._exit(1)
         linux.setns(own_pidns, linux.CLONE_NEWPID)
@@ -239,18 +244,40 @@ class Sentry:
             os.close(master)
         return [slave, slave, slave]
 
+    def _join_cgroup(self) -> None:
+        """The container's cgroup, made and joined before anything is forked: every process
+        of the sandbox is born in it (sentry/cgroup.py). Pages the sentry shares with the
+        runtime that forked it would stay charged there (v1's move_charge_at_immigrate
+        is gone from current kernels): charge_shared_pages copies them."""
+        cgroup = Cgroup(self.cfg.cgroup_path)
+        # Room for the sentry, gofer and watchdog until they are counted (below).
+        cgroup.pids_reserve = _START_PIDS_RESERVE
+        try:
+            cgroup.create(self.cfg.resources)
+        except CgroupError as e:
+            raise SetupError(str(e)) from None
+        self.cgroup = cgroup
+        self.cgroup_origin = cgroup.where(os.getpid())
+        try:
+            cgroup.join(os.getpid())
+        except CgroupError as e:
+            raise SetupError(str(e)) from None
+        cgroup_mod.charge_shared_pages()  # the sentry's memory is the container's
+        try:
+            # An OOM kill in the container takes a workload process, never the sandbox
+            # (inherited by the gofer and the watchdog; the workload resets its own).
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("-1000")
+        except OSError as e:
+            log.warning("oom_score_adj: %s", e.strerror)
+
     def create(self) -> None:
         cfg = self.cfg
+        self._join_cgroup()
         workload_cpus = os.sched_getaffinity(0)
         # The sentry and the gofer take turns (one waits while the other works): on one
         # CPU a request is a context switch, not a cross-CPU wake-up (slow on VMs).
         os.sched_setaffinity(0, {_sentry_cpu(workload_cpus, cfg.resources.cpus)})
-        self.cgroup = Cgroup(cfg.cgroup_path)
-        try:
-            self.cgroup.create(cfg.resources)
-        except CgroupError as e:
-            self.cgroup = None
-            raise SetupError(str(e)) from None
         self.gofer, synthetic = self._spawn_gofer()
         workload.enter_network(cfg)
         try:
@@ -258,6 +285,12 @@ class Sentry:
         except SpawnError as e:
             raise SetupError(str(e)) from None
         self.watchdog_pid, watchdog_w = watchdog.start([self.gofer_pid, self.spawner.pid])
+        try:
+            # The workload's pids limit is the spec's: the sandbox's own tasks (the sentry,
+            # gofer, spawner and watchdog) come on top.
+            self.cgroup.set_pids_reserve(self.cgroup.task_count())
+        except CgroupError as e:
+            raise SetupError(str(e)) from None
         _ensure_cwd(self.gofer, cfg.process.cwd)
         self.kernel = Kernel(gofer=self.gofer, hostname=cfg.hostname,
                              domainname=cfg.domainname or "(none)", cgroup=self.cgroup,
@@ -276,7 +309,7 @@ class Sentry:
         self._add_platform(notify_fd)
         if "/proc" in synthetic_fds:
             self.kernel.procfs = ProcFS(synthetic_fds["/proc"], synthetic_fds.get("/sys"),
-                                        self.init_pid, self.kernel)
+                                        self.init_pid, self.kernel, cfg.masked_paths)
         self.state_fd, path = control_path(cfg.state_dir)
         self.control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # 0600 from the moment it exists, whatever umask the runtime was given (the
@@ -304,6 +337,7 @@ class Sentry:
                     pass
         if self.cgroup is not None:
             try:
+                self.cgroup.leave(os.getpid(), self.cgroup_origin)
                 self.cgroup.remove()
             except CgroupError as e:
                 log.error("%s", e)
@@ -471,6 +505,15 @@ class Sentry:
     def _exec(self, req: dict, fds: list[int], conn: socket.socket) -> dict:
         """A new process in the running sandbox: same PIDs, /proc, gofer and limits."""
         proc = process_from_wire(req["process"])
+        self._reserve_pids(1)  # the proxy: the sandbox's, not the workload's
+        try:
+            return self._exec_in(proc, req, fds, conn)
+        except BaseException:
+            self._reserve_pids(-1)
+            raise
+
+    def _exec_in(self, proc: ProcessConfig, req: dict, fds: list[int],
+                 conn: socket.socket) -> dict:
         _ensure_cwd(self.gofer, proc.cwd)
         # With a terminal the proxy sends its connection to the console socket (the
         # sentry reaches no host path); else the caller's stdin, stdout and stderr.
@@ -491,6 +534,12 @@ class Sentry:
         self._watch(conn.fileno(), lambda _e: self._exec_proxy_gone(pid, conn))
         return {"pid": pid}
 
+    def _reserve_pids(self, delta: int) -> None:
+        try:
+            self.cgroup.reserve_pids(delta)
+        except CgroupError as e:
+            log.warning("%s", e)
+
     def _exec_proxy_gone(self, pid: int, conn: socket.socket) -> None:
         self._unwatch(conn.fileno())
         self.spawner.signal(pid, signal.SIGKILL)
@@ -498,6 +547,7 @@ class Sentry:
     def _exec_exited(self, pid: int, code: int) -> None:
         conn = self.exec_waiters.pop(pid)
         self._unwatch(conn.fileno())
+        self._reserve_pids(-1)
         try:
             conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
         except OSError:

@@ -57,7 +57,8 @@ class Skeleton:
     Only the sentry writes here, so nothing in it is the workload's; still, every call is
     relative to a directory descriptor and never follows a link."""
 
-    def __init__(self, root_fd: int) -> None:
+    def __init__(self, root_fd: int, masked: tuple[str, ...] = ()) -> None:
+        self.masked = masked  # linux.maskedPaths in this tree: their files read empty
         self.root = os.open(".", _DIR_FLAGS, dir_fd=root_fd)
         os.close(root_fd)
         self.dev = os.fstat(self.root).st_dev
@@ -80,6 +81,8 @@ class Skeleton:
         else:
             ino = os.fstat(fd).st_ino
             os.close(fd)
+        if any(vpath == m or vpath.startswith(m + "/") for m in self.masked):
+            render = _empty
         self.renderers[ino] = (vpath, render)
 
     @staticmethod
@@ -149,12 +152,17 @@ class Skeleton:
         return ro
 
 
+def _empty() -> bytes:
+    return b""
+
+
 class ProcFS:
     def __init__(self, proc_root: int, sys_root: int | None, init_host_pid: int,
-                 kernel: object) -> None:
+                 kernel: object, masked: list[str] = ()) -> None:
         self.kernel = kernel
-        self.proc = Skeleton(proc_root)
-        self.sys = Skeleton(sys_root) if sys_root is not None else None
+        masked = tuple(os.path.normpath(m) for m in masked)
+        self.proc = Skeleton(proc_root, masked)
+        self.sys = Skeleton(sys_root, masked) if sys_root is not None else None
         self.dirfd = self.proc.root
         self.ns_ino = os.stat(f"/proc/{init_host_pid}/ns/pid").st_ino
         self.to_sandbox: dict[int, int] = {}  # host pid -> sandbox pid

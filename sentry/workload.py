@@ -194,6 +194,11 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
         if os.getppid() != 0 and os.getppid() != parent_pid:
             os._exit(1)
         reset_signals()
+        # The sentry's -1000 (forked from it) must not shield the workload: the OOM killer
+        # picks from the workload. While the host's /proc is still here; raising is
+        # always allowed, a spec's lower value needs the root we still are.
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc.oom_score_adj or 0))
         os.setsid()  # as runc: the container's process leads its own session and group
         if stdio is not None:
             for target, fd in enumerate(stdio):

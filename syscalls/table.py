@@ -71,7 +71,10 @@ CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_NICE = 21, 19, 23
 # Safe on the host kernel as they are: they act on memory, descriptors the sandbox
 # already holds, its own namespaces (pid, ipc, uts, net) or its own credentials.
 # fchdir acts on a descriptor the sandbox holds; execve and chdir are resolved natively too
-# (see sys_process.py: the sentry only points /proc/self at the caller first).
+# (see sys_process.py: the sentry only points /proc/self at the caller first), and so is
+# inotify_add_watch: its walk, in the workload's read-only copy of exactly the container
+# tree the gofer serves, reaches nothing the gofer would not, with the kernel's own read
+# permission check; the copy shares the tree's inodes, so a watch sees the gofer's changes.
 PASSTHROUGH = """
 read write close poll lseek mmap mprotect munmap brk rt_sigaction rt_sigprocmask
 rt_sigreturn ioctl pread64 pwrite64 readv writev pipe select sched_yield mremap msync mincore
@@ -103,6 +106,7 @@ process_madvise epoll_pwait2 landlock_create_ruleset landlock_add_rule landlock_
 memfd_secret process_mrelease futex_waitv set_mempolicy_home_node cachestat map_shadow_stack
 futex_wake futex_wait futex_requeue
 fchdir
+inotify_add_watch
 """.split()
 
 # The sentry decides: every path-based call goes to the gofer; the kernel identity is virtual.
@@ -151,7 +155,6 @@ DENY: dict[str, int] = {
     # Path-based calls not yet routed through the gofer: refused rather than run natively.
     **dict.fromkeys("""setxattr lsetxattr getxattr lgetxattr listxattr llistxattr
         removexattr lremovexattr""".split(), errno.ENOTSUP),
-    "inotify_add_watch": errno.ENOSYS,
     "name_to_handle_at": errno.EOPNOTSUPP,
 }
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/openat2.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
@@ -219,6 +220,22 @@ static void run(char *line) {
         new_fd(op, open(link, flag_names(ARG(2)) | O_NONBLOCK));
     }
     else if (!strcmp(op, "mknod")) result(op, mknod(ARG(1), (mode_t)flag_names(ARG(2)), 0));
+    else if (!strcmp(op, "iwatch")) {  /* iwatch PATH: a watch in the example's inotify */
+        static int ino = -1;
+        if (ino < 0) ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        result(op, inotify_add_watch(ino, ARG(1), IN_CREATE | IN_DELETE | IN_MODIFY |
+                                                   IN_ATTRIB | IN_MOVED_FROM | IN_MOVED_TO));
+        /* Its events so far: watch, mask and name of each. */
+        char ev[4096] __attribute__((aligned(8)));
+        long n = read(ino, ev, sizeof ev);
+        printf("ievents:");
+        for (long off = 0; off > -1 && off < n;) {
+            struct inotify_event *e = (struct inotify_event *)(ev + off);
+            printf(" %d:%x:%s", e->wd, e->mask, e->len ? e->name : "");
+            off += sizeof *e + e->len;
+        }
+        printf("\n");
+    }
     else if (!strcmp(op, "ubind") || !strcmp(op, "uconnect")) {
         /* ubind|uconnect PATH stream|dgram: an AF_UNIX socket bound to PATH (listening,
          * kept in a slot; what getsockname says) or connected to it (then closed). */

@@ -190,3 +190,22 @@ def test_failing_create_shows_runsc_pys_error(ctr):
     r = ctr.run("--rm", _cid(), "/no/such/program")
     assert r.returncode != 0
     assert 'exec: "/no/such/program": no such file or directory' in r.stderr, r.stderr
+
+
+def test_task_metrics_count_the_whole_sandbox(ctr, task):
+    """The shim reads the cgroup of the pid in --pid-file (the sentry's): the container's,
+    with its limit, the workload's and the sandbox's tasks, and their CPU time."""
+    cid = task("--memory-limit", str(128 * 1024 * 1024))
+    time.sleep(1)
+    r = ctr("task", "metrics", "--format", "json", cid, check=True)
+    metrics = json.loads(r.stdout)
+    data = metrics.get("Data") or metrics.get("data") or metrics
+    text = json.dumps(data)
+    assert str(128 * 1024 * 1024) in text, text
+    state = json.loads(Path(ctr.runtime_root, cid, "state.json").read_text())
+    pids = data["pids"]["current"]
+    # sh (and at times a sleep), the sentry, gofer and watchdog.
+    assert pids >= 4, data["pids"]
+    assert data["cpu"]["usage"]["total"] > 0, data["cpu"]
+    with open(f"/proc/{state['pid']}/cgroup") as f:
+        assert cid in f.read()

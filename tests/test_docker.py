@@ -257,6 +257,17 @@ def test_read_only_root_with_a_tmpfs(docker):
         assert "Read-only file system" in r.stderr, (runtime, r)
 
 
+def test_device_is_there_and_others_are_not_as_under_runc(docker):
+    """--device adds the node and its devices-cgroup rule; a node made inside (mknod of
+    another device, allowed by CAP_MKNOD's "m") still cannot be opened."""
+    script = ("stat -c '%F %t:%T' /dev/myzero; head -c 3 /dev/myzero | od -An -tx1; "
+              "ls /dev/kmsg 2>&1; cat /dev/kmsg 2>&1 | head -c 0; echo done")
+    args = ("--device", "/dev/zero:/dev/myzero", IMAGE, "sh", "-c", script)
+    ours, theirs = docker.run(*args), docker.run(*args, runtime="runc")
+    assert theirs.returncode == 0 and "character special file 1:5" in theirs.stdout, theirs
+    assert ours.stdout == theirs.stdout, (ours, theirs)
+
+
 def test_user_env_workdir_and_hostname_match_runc(docker):
     args = ("-u", "1000:1000", "-e", "GREETING=hi there", "-w", "/tmp",
             "--hostname", "sandboxed", IMAGE, "sh", "-c",
@@ -274,3 +285,124 @@ def test_nothing_is_left_in_the_runtime_root(docker):
     while os.path.isdir(docker.runtime_root) and os.listdir(docker.runtime_root):
         assert time.monotonic() < deadline, os.listdir(docker.runtime_root)
         time.sleep(0.2)
+
+
+# -- the whole sandbox in the container's cgroup (issue 11) ------------------------------
+
+def _cgroup_dir(docker, name: str, controller: str) -> str:
+    """The container's cgroup in a v1 hierarchy (or v2's), from its sentry's membership."""
+    pid = docker("inspect", "-f", "{{.State.Pid}}", name, check=True).stdout.strip()
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controller in controllers.split(","):
+                return f"/sys/fs/cgroup/{controller}{path}"
+    with open(f"/proc/{pid}/cgroup") as f:
+        return "/sys/fs/cgroup" + f.read().split("::", 1)[1].strip()
+
+
+def _sandbox_pids(docker, name: str) -> set[int]:
+    """The sentry (the pid Docker knows), its gofer and watchdog: its children outside the
+    container's PID namespace."""
+    sentry = int(docker("inspect", "-f", "{{.State.Pid}}", name, check=True).stdout)
+    ns = os.stat(f"/proc/{sentry}/ns/pid").st_ino
+    children = Path(f"/proc/{sentry}/task/{sentry}/children").read_text().split()
+    return {sentry} | {int(c) for c in children if os.stat(f"/proc/{c}/ns/pid").st_ino == ns}
+
+
+def test_stats_shows_the_limit_and_the_whole_sandbox(docker, container):
+    name = container("-m", "128m", command="sleep 1000 & sleep 1000 & wait")
+    time.sleep(1)
+    r = docker("stats", "--no-stream", "--format", "{{.MemUsage}}|{{.PIDs}}", name, check=True)
+    usage, pids = r.stdout.strip().split("|")
+    assert usage.split("/")[1].strip() == "128MiB", r.stdout
+    # sh and two sleeps, and the sentry, gofer and watchdog.
+    assert int(pids) >= 3 + 3, r.stdout
+    assert _sandbox_pids(docker, name) <= {
+        int(p) for p in Path(_cgroup_dir(docker, name, "pids"), "cgroup.procs").read_text().split()}
+
+
+def test_memory_limit_kill_is_reported_as_oom_killed(docker):
+    for runtime in ("runsc-py", "runc"):
+        name = "oom-" + uuid.uuid4().hex[:10]
+        r = docker("run", "--name", name, f"--runtime={runtime}", "--network", "none",
+                   "-m", "128m", "--memory-swap", "128m", IMAGE, "probe", "alloc", "512",
+                   timeout=120)
+        try:
+            assert r.returncode == 137, (runtime, r)
+            state = docker("inspect", "-f", "{{.State.OOMKilled}}", name, check=True)
+            assert state.stdout.strip() == "true", runtime
+        finally:
+            docker("rm", "-f", name)
+
+
+def _cpu_seconds(pids: set[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def test_cpu_quota_bounds_the_sandbox_too(docker, container):
+    """Syscalls the sentry and gofer serve are the container's CPU time, under its quota."""
+    loop = "while true; do [ -e /etc/passwd ]; done"
+    used = {}
+    for runtime in ("runsc-py", "runc"):
+        name = "cpu-" + uuid.uuid4().hex[:10]
+        docker("run", "-d", "--name", name, f"--runtime={runtime}", "--network", "none",
+               "--cpus", "0.1", IMAGE, "sh", "-c", loop, check=True)
+        try:
+            usage = Path(_cgroup_dir(docker, name, "cpuacct"), "cpuacct.usage")
+            if not usage.exists():  # v2
+                usage = Path(_cgroup_dir(docker, name, "cpu"), "cpu.stat")
+            own = _sandbox_pids(docker, name) if runtime == "runsc-py" else set()
+            time.sleep(1)
+            before, own_before, began = _usage(usage), _cpu_seconds(own), time.monotonic()
+            time.sleep(5)
+            used[runtime] = (_usage(usage) - before) / (time.monotonic() - began)
+            own_used = (_cpu_seconds(own) - own_before) / (time.monotonic() - began)
+        finally:
+            docker("rm", "-f", name)
+        # 0.1 CPU, with a period's worth of slack.
+        assert used[runtime] < 0.15, used
+        assert own_used < 0.15, (runtime, own_used)
+    assert used["runsc-py"] > 0.05, used
+
+
+def _usage(path: Path) -> float:
+    text = path.read_text()
+    if path.name == "cpu.stat":
+        return int(text.split("usage_usec")[1].split()[0]) / 1e6
+    return int(text) / 1e9
+
+
+def test_fork_bomb_leaves_the_sandbox_answering(docker, container):
+    name = container("--pids-limit", "30",
+                     command="probe forkmany 500 > /tmp/bomb; sleep 2; kill -9 -1; "
+                             "while true; do sleep 0.2; done")
+    own = _sandbox_pids(docker, name)
+    deadline = time.monotonic() + 30
+    while True:
+        r = docker("exec", name, "cat", "/tmp/bomb")
+        if r.returncode == 0 and r.stdout:
+            break
+        assert time.monotonic() < deadline, r
+        time.sleep(0.5)
+    got = r.stdout.split()
+    # The workload had its whole limit (sh and 28 children of the probe, the probe).
+    assert got[0] == "forkmany:" and int(got[1]) == 28 and got[2] == "EAGAIN", r.stdout
+    assert all(os.path.exists(f"/proc/{p}") for p in own)
+    assert docker("exec", name, "echo", "alive").stdout == "alive\n"
+
+
+def test_sandbox_processes_are_not_listed(docker, container):
+    name = container(command="exec sleep 1000")
+    time.sleep(1)
+    own = _sandbox_pids(docker, name)
+    top = docker("top", name, "-o", "pid,args", check=True).stdout.splitlines()
+    assert [line.split()[1:] for line in top[1:]] == [["sleep", "1000"]], top
+    assert not own & {int(line.split()[0]) for line in top[1:]}
+    r = docker("exec", name, "sh", "-c", "ls -d /proc/[0-9]*; cat /proc/*/cmdline | tr '\\0' ' '")
+    assert r.returncode == 0, r
+    assert "runsc_py" not in r.stdout and "python" not in r.stdout, r.stdout

@@ -233,6 +233,7 @@ OPS = st.one_of(
     # peer forever, under any kernel): creation, types, non-blocking ends, renames.
     _op("mkfifo", st.sampled_from(["p", "d/p"]), MODES),
     _op("ubind", UNIX_PATHS, SOCK_TYPES), _op("uconnect", UNIX_PATHS, SOCK_TYPES),
+    _op("iwatch", PATHS),
     _op("open_nb", st.sampled_from(["p", "d/p"]), ACCESS),
     _op("stat", st.sampled_from(["p", "d/p"])), _op("unlink", st.sampled_from(["p", "d/p"])),
     # Changes under /proc.
@@ -289,7 +290,8 @@ def test_interpreter_covers_every_operation(interpreters):
         "chmod a 0600", "fchmod s0 0640", "utimensat a 0", "openat cwd d directory 0",
         "getdents s5", "chdir d", "getcwd", "unlink b", "chdir ..", "unlinkat d/b 0",
         "rmdir d/e", "unlinkat d removedir", "pipe2 cloexec", "umask 077", "uname",
-        "getpid", "getppid", "kill 0", "getrlimit", "ubind u stream", "uconnect u stream"])
+        "getpid", "getppid", "kill 0", "getrlimit", "ubind u stream", "uconnect u stream",
+        "iwatch ."])
 
 
 def test_root_without_dac_override_gets_eacces(interpreters):
@@ -404,3 +406,12 @@ def test_unix_sockets_bound_to_paths(interpreters):
         "unlink /tmp/u", "symlink missing l", "ubind l stream", "ubind x/u stream",
         "ubind /proc/u stream", "ubind /proc/self stream", "unlink u", "uconnect u stream",
         "chmod d 0500", "ubind d/v stream"])
+
+
+def test_inotify_sees_the_sandboxs_changes(interpreters):
+    """inotify_add_watch is the kernel's (the copy of the tree shares its inodes): a
+    watch sees files the gofer makes, writes, changes and removes, as under runc."""
+    assert_same(interpreters, [
+        "mkdir d 0755", "iwatch d", "creat d/a 0644", "write s0 hi", "chmod d/a 0600",
+        "rename d/a d/b", "unlink d/b", "iwatch .", "iwatch missing", "creat x 0", "iwatch x",
+        "mkdir d/e 0", "chmod d 0", "iwatch d/e", "iwatch /proc/self/status", "iwatch ."])

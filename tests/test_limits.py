@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import time
 
@@ -89,7 +90,11 @@ def test_fork_bomb_stops_at_the_pids_limit(runsc, make_bundle):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     got = probe_lines(line)["forkmany"][0].split()
-    assert int(got[0]) < 40 and got[1] == "EAGAIN", line
+    # The workload gets its whole limit (sh, the probe, 38 children): the sentry, gofer
+    # and watchdog, in the same cgroup, come on top of it, and outlive the bomb.
+    assert int(got[0]) == 38 and got[1] == "EAGAIN", line
+    state = json.loads((runsc.root / "bomb" / "state.json").read_text())
+    assert all(os.path.exists(f"/proc/{state[k]}") for k in ("pid", "gofer_pid"))
     assert runsc("kill", "bomb", "KILL").returncode == 0
     assert proc.wait(timeout=30) == 137
 
@@ -102,8 +107,17 @@ def test_cgroup_is_created_named_and_removed(runsc, make_bundle):
     dirs = _cgroup_dirs("/runsc-py-test/named")
     assert dirs and all(os.path.isdir(d) for d in dirs)
     state = json.loads((runsc.root / "cg" / "state.json").read_text())
-    with open(os.path.join(dirs[0], "cgroup.procs")) as f:
-        assert str(state["init_pid"]) in f.read().split()
+    sandbox = {state["pid"], state["gofer_pid"]}
+    for d in dirs:
+        with open(os.path.join(d, "cgroup.procs")) as f:
+            procs = {int(p) for p in f.read().split()}
+        assert state["init_pid"] in procs, d
+        # The whole sandbox is in the container's cgroup, but for v1's freezer: a paused
+        # container's sentry still answers.
+        if "/freezer/" in d:
+            assert not procs & sandbox, (d, procs, sandbox)
+        else:
+            assert sandbox <= procs, (d, procs, sandbox)
     assert runsc("delete", "--force", "cg").returncode == 0
     assert not any(os.path.exists(d) for d in dirs)
     for d in dirs:
@@ -168,3 +182,113 @@ def test_cpu_placement(runsc, make_bundle):
     bundle.write()
     annotated = _placement(runsc, bundle)
     assert annotated["pid"] == annotated["init_pid"], annotated
+
+
+def test_memory_limit_below_the_sandboxs_own_is_one_line(runsc, make_bundle):
+    bundle = _resources(make_bundle("true"), memory={"limit": 16 * MiB})
+    r = runsc("run", "--bundle", str(bundle.path), "tiny")
+    assert r.returncode == 1, r
+    assert r.stderr.strip().splitlines() == [
+        "runsc-py: memory limit 16777216 is below the 32 MiB the sandbox itself needs"], r
+    assert not (runsc.root / "tiny").exists()
+    assert not any(os.path.exists(d) for d in _cgroup_dirs("/runsc-py/tiny"))
+
+
+def _lowest_oom_score_adj_allowed() -> int:
+    """-1000 where we may set it (CAP_SYS_RESOURCE), else 0: what the sentry gets."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("-1000")
+            os._exit(0)
+        except OSError:
+            os._exit(1)
+    return -1000 if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0 else 0
+
+
+def _oom_score_adj(pid: int) -> int:
+    with open(f"/proc/{pid}/oom_score_adj") as f:
+        return int(f.read())
+
+
+def test_oom_score_adj_spares_the_sandbox(runsc, runc, make_bundle):
+    """The OOM killer takes the workload: the sentry, gofer and watchdog are at -1000 (when
+    the runtime may set that), the workload at process.oomScoreAdj (runc's value) or 0."""
+    lowest = _lowest_oom_score_adj_allowed()
+    for adj in (None, 500, -300 if lowest < 0 else 300):
+        bundle = make_bundle("sleep", "1000")
+        if adj is not None:
+            bundle.spec["process"]["oomScoreAdj"] = adj
+        bundle.write()
+        cid = f"oom{adj}".replace("-", "m")
+        assert runsc("create", "--bundle", str(bundle.path), cid).returncode == 0
+        try:
+            state = json.loads((runsc.root / cid / "state.json").read_text())
+            assert runsc("start", cid).returncode == 0
+            for k in ("pid", "gofer_pid"):
+                assert _oom_score_adj(state[k]) == lowest, (k, adj)
+            ours = _oom_score_adj(state["init_pid"])
+        finally:
+            runsc("delete", "--force", cid)
+        ref = bundle.set_args("cat", "/proc/self/oom_score_adj")
+        assert ours == int(runc(ref).stdout) == (adj or 0), (adj, ours)
+
+
+def _read_lines(fd: int, n: int, timeout: float = 30) -> str:
+    """The first n lines a pipe gets (unbuffered: a wait here means a hang, not a test
+    that reads at its own pace), or what came within the timeout."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while out.count(b"\n") < n and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.5)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            out += chunk
+    return out.decode()
+
+
+def test_gofer_thread_the_pids_limit_refuses_is_an_errno(runsc, make_bundle):
+    """A FIFO open waits in a gofer thread, the workload's cost: with the workload's pids
+    all taken, that thread cannot start and the open fails (ENOMEM; Linux would wait);
+    the sentry and gofer live on and the container still answers."""
+    bundle = _resources(make_bundle("sh", "-c", "mkfifo /tmp/f; probe forkmany 500 open "
+                                    "/tmp/f rdonly 0; sleep 1000", readonly=False),
+                        pids={"limit": 20})
+    proc = subprocess.Popen(runsc.cmd("run", "--bundle", str(bundle.path), "fifo"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out = _read_lines(proc.stdout.fileno(), 2)
+        got = probe_lines(out)
+        state = json.loads((runsc.root / "fifo" / "state.json").read_text())
+        pids = _cgroup_dirs(state["cgroup_path"])
+        pids = [d for d in pids if "/pids/" in d] or pids
+        counts = [open(os.path.join(pids[0], n)).read().strip()
+                  for n in ("pids.current", "pids.max")]
+        assert got.get("forkmany") == ["18 EAGAIN"] and got.get("open") == ["ENOMEM"], (
+            out, counts)
+        assert all(os.path.exists(f"/proc/{state[k]}") for k in ("pid", "gofer_pid"))
+    finally:
+        runsc("kill", "fifo", "KILL")
+        proc.wait(timeout=30)
+
+
+def test_exec_proxy_does_not_take_the_workloads_pids(runsc, make_bundle):
+    """An exec's proxy waits in the container's cgroup as part of the sandbox: the sentry
+    adds it to pids.max, so the exec'd process still has the workload's whole limit."""
+    bundle = _resources(make_bundle("sh", "-c", "while true; do sleep 1000; done"),
+                        pids={"limit": 6})
+    assert runsc("create", "--bundle", str(bundle.path), "px").returncode == 0
+    try:
+        assert runsc("start", "px").returncode == 0
+        time.sleep(0.3)
+        # The probe's children keep its stdout open: read its line, not to EOF.
+        proc = subprocess.Popen(runsc.cmd("exec", "px", "probe", "forkmany", "10"),
+                                stdout=subprocess.PIPE)
+        line = _read_lines(proc.stdout.fileno(), 1)
+        # 6 = sh, its sleep, the probe and 3 children; the proxy comes on top.
+        assert probe_lines(line)["forkmany"] == ["3 EAGAIN"], line
+        assert proc.wait(timeout=30) == 0
+    finally:
+        runsc("delete", "--force", "px")

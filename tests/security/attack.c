@@ -42,6 +42,7 @@
 #include <sys/time.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -826,6 +827,29 @@ static void escape_abs_symlink(void) {
     escape_paths(p, 4);
 }
 
+/* AF_UNIX bind is emulated (the gofer makes the socket file): every route out of the
+ * container root must end inside it. The host checks that HOST_SOCK was never made. */
+static void unix_bind_escape(void) {
+    const char *target = env("HOST_SOCK");
+    symlink("/", "/tmp/ubroot");
+    symlink("../../../../../..", "/tmp/ubup");
+    chdir("/tmp");
+    const char *p[] = {"", "../../../../../../..", "/tmp/ubroot", "/tmp/ubup", "/proc/self/root",
+                       "/proc/1/cwd/../../../..", "/dev/fd/../../../.."};
+    char path[256], results[1024] = "";
+    for (int i = 0; i < 7; i++) {
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(path, sizeof path, "%s%s", p[i], target);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+        int r = bind(s, (struct sockaddr *)&sa, sizeof sa);
+        size_t len = strlen(results);
+        snprintf(results + len, sizeof results - len, "%s%s", i ? " " : "", res(r));
+        close(s);
+    }
+    verdict(0, "binds toward the host path: %s", results);
+}
+
 static void escape_dirfd_dotdot(void) {
     const char *secret = env("HOST_SECRET");
     int root = open("/", O_RDONLY | O_DIRECTORY);
@@ -1484,7 +1508,7 @@ static const struct attack attacks[] = {
     A(race_chdir_proc_self, 8), A(race_execve_proc_self_exe, 10),
     A(race_fchdir_dup2, 8), A(race_symlink_swap, 8), A(race_dotdot_rename, 8),
     A(escape_dotdot, 5), A(escape_proc_links, 5), A(escape_abs_symlink, 5),
-    A(escape_dirfd_dotdot, 5), A(chroot_escape, 5), A(read_host_proc, 5),
+    A(escape_dirfd_dotdot, 5), A(unix_bind_escape, 5), A(chroot_escape, 5), A(read_host_proc, 5),
     A(leak_pidfd_fdinfo, 5), A(leak_status_pids, 5), A(leak_mount_paths, 5),
     A(leak_mount_dev, 5), A(leak_stat_dev, 5), A(leak_boottime, 5), A(leak_host_uptime, 5),
     A(leak_kernel_release, 5), A(leak_proc_host_paths, 10), A(leak_cgroup_path, 5),

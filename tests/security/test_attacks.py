@@ -70,7 +70,8 @@ LINUX_SEMANTICS = {
 HOST_TARGETS = {"proc_symlink_version": ("HOST_NEW", False),
                 "proc_symlink_uptime": ("HOST_OLD", True),
                 "proc_symlink_environ": ("HOST_ENV", False),
-                "sys_symlink_online": ("HOST_SYS", False)}
+                "sys_symlink_online": ("HOST_SYS", False),
+                "unix_bind_escape": ("HOST_SOCK", False)}
 OLD_CONTENT = "host file that must stay as it is\n"
 SECRET = "host secret\n"
 NO_OUTPUT_S = 40  # no line at all from a container for this long: it is stuck
@@ -128,6 +129,7 @@ def _host_env(base: Path) -> dict[str, str]:
             "HOST_OLD": str(base / "truncated-by-proc-uptime"),
             "HOST_ENV": str(base / "created-by-proc-environ"),
             "HOST_SYS": str(base / "created-by-sys-online"),
+            "HOST_SOCK": str(base / "created-by-unix-bind"),
             "HOST_SECRET": str(base / "secret"),
             "HOST_UPTIME": uptime,
             "HOST_RELEASE": os.uname().release,
@@ -248,7 +250,11 @@ def run_runtime(name: str, base: Path, template: Path, attack: Path) -> RuntimeR
         index += 1
     for var, _ in HOST_TARGETS.values():
         p = Path(host[var])
-        rt.host_files[var] = p.read_text(errors="replace") if p.exists() else None
+        if p.is_file():
+            rt.host_files[var] = p.read_text(errors="replace")
+        else:  # a socket (or anything else) there was made by the sandbox too
+            rt.host_files[var] = f"a {p.lstat().st_mode:o} file" if p.is_symlink() or \
+                p.exists() else None
     time.sleep(0.5)
     for cid in cids:
         rt.leftovers += _pids_with_marker(marker, cid)

@@ -1,0 +1,113 @@
+"""The OCI runtime spec's features, each run under runc and runsc-py: what the container
+sees must agree (issue 12)."""
+from __future__ import annotations
+
+import os
+import stat
+from types import SimpleNamespace
+
+from gofer.devices import Device, Policy, Rule
+
+SCRIPT = r"""
+cat /etc/masked-file 2>&1; echo "read masked file: $?"
+echo "masked dir lists $(ls -A /etc/masked-dir | wc -l) entries"
+stat -c '%F %a' /etc/masked-file /etc/masked-dir /etc/via-link
+cat /etc/via-link; echo "read through a link to it: $?"
+echo x > /etc/masked-file; echo "write masked file: $?"
+touch /etc/masked-dir/new 2>&1; echo "create in masked dir: $?"
+cat /ro-dir/kept; touch /ro-dir/new 2>&1; echo "create in read-only dir: $?"
+echo y >> /ro-dir/kept 2>&1; echo "append to read-only file: $?"
+echo z > /ro-file 2>&1; echo "write read-only file: $?"
+touch /ro-dir/sub/new 2>&1; echo "create below a read-only dir: $?"
+touch /rw-dir/new; echo "create in writable dir: $?"
+echo "meminfo: $(wc -c < /proc/meminfo) bytes"
+echo "kcore: $(cat /proc/kcore 2>&1 | wc -c)"
+"""
+
+
+def _bundle(make_bundle):
+    b = make_bundle("sh", "-c", SCRIPT, readonly=False)
+    etc = b.rootfs / "etc"
+    (etc / "masked-dir").mkdir()
+    (etc / "masked-dir" / "secret").write_text("secret\n")
+    (etc / "masked-file").write_text("secret\n")
+    (etc / "via-link").symlink_to("masked-file")
+    (b.rootfs / "ro-dir" / "sub").mkdir(parents=True)
+    (b.rootfs / "ro-dir" / "kept").write_text("kept\n")
+    (b.rootfs / "ro-file").write_text("ro\n")
+    (b.rootfs / "rw-dir").mkdir()
+    b.spec["linux"]["maskedPaths"] = ["/etc/masked-dir", "/etc/masked-file", "/no/such",
+                                      "/proc/meminfo", "/proc/kcore"]
+    b.spec["linux"]["readonlyPaths"] = ["/ro-dir", "/ro-file", "/no/such/either", "/proc/sys"]
+    return b.write()
+
+
+def test_masked_and_readonly_paths_as_runc(runsc, runc, make_bundle):
+    bundle = _bundle(make_bundle)
+    theirs = runc(bundle)
+    assert theirs.returncode == 0, theirs.stderr
+    ours = runsc.run(bundle)
+    assert ours.returncode == 0, ours.stderr
+    assert "read masked file: 0" in theirs.stdout and "secret" not in theirs.stdout
+    assert "create in read-only dir: 1" in theirs.stdout
+    assert ours.stdout == theirs.stdout
+
+
+def test_masked_paths_must_be_absolute(runsc, make_bundle):
+    bundle = make_bundle("true")
+    bundle.spec["linux"]["maskedPaths"] = ["etc/passwd"]
+    r = runsc.run(bundle.write())
+    assert r.returncode == 1
+    assert r.stderr == ("runsc-py: config.json: linux.maskedPaths[0] must be an absolute "
+                        "path\n")
+
+
+DEVICE_SCRIPT = r"""
+stat -c '%n %F %t:%T %a %u:%g' /dev/mynull /dev/myzero /dev/sub/mykmsg /dev/fifo0
+echo hi > /dev/mynull; echo "write mynull: $?"
+head -c 4 /dev/myzero | od -An -tx1; echo "read myzero: $?"
+head -c 4 /dev/sub/mykmsg > /dev/null; echo "read mykmsg (denied): $?"
+echo x > /dev/sub/mykmsg; echo "write mykmsg (denied): $?"
+cat /dev/null; echo "read null: $?"
+"""
+
+
+def test_devices_and_their_cgroup_rules_as_runc(runsc, runc, make_bundle):
+    bundle = make_bundle("sh", "-c", DEVICE_SCRIPT, readonly=False)
+    bundle.spec["linux"]["devices"] = [
+        {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3, "fileMode": 0o620,
+         "uid": 1000, "gid": 1000},
+        {"path": "/dev/myzero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o666},
+        {"path": "/dev/sub/mykmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o600},
+        {"path": "/dev/fifo0", "type": "p", "fileMode": 0o640}]
+    bundle.spec["linux"]["resources"]["devices"] = [
+        {"allow": False, "access": "rwm"},
+        *({"allow": True, "type": "c", "major": 1, "minor": m, "access": "rwm"}
+          for m in (3, 5, 8, 9)),
+        {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+        {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "m"}]
+    bundle.write()
+    theirs = runc(bundle)
+    assert theirs.returncode == 0, theirs.stderr
+    assert "read mykmsg (denied): 1" in theirs.stdout
+    ours = runsc.run(bundle)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+
+
+def test_device_policy_rules():
+    """The devices cgroup's rule order, as runc gives it (pure logic, no root)."""
+    deny_all = [Rule(False)]
+    p = Policy([Device("/dev/x", "c", 10, 229)], [*deny_all, Rule(True, "c", 10, 229, "r")])
+    assert p.permits("c", 10, 229, "r") and not p.permits("c", 10, 229, "w")
+    assert p.permits("c", 1, 3, "rw")  # runc's defaults come last and win
+    assert not p.permits("c", 1, 11, "r")
+    assert not Policy([], [Rule(True, "c", 1, 11)]).check(_chr(1, 11), "r")  # not listed
+    assert Policy([Device("/dev/k", "c", 1, 11)]).check(_chr(1, 11), "r")  # no rules: all
+    assert Policy([], [Rule(True, "a")]).check(_chr(136, 4), "rw")  # a pty slave
+
+
+def _chr(major: int, minor: int) -> SimpleNamespace:
+    """What Policy.check reads of a character device major:minor's stat."""
+    return SimpleNamespace(st_mode=stat.S_IFCHR | 0o600, st_rdev=os.makedev(major, minor))
