@@ -65,12 +65,12 @@ class GoferClient:
             while True:
                 reply, fd = protocol.recv(self.sock)
                 if reply is None:
-                    raise GoferGone()
+                    raise GoferGone("the gofer exited")
                 if reply.get("id") == rid:
                     break
                 self.arrived.append((reply, fd))  # another request's later answer
         except (BrokenPipeError, ConnectionResetError):
-            raise GoferGone() from None
+            raise GoferGone("the gofer exited") from None
         if "ok" in reply:
             return reply["ok"], fd
         if fd is not None:
@@ -105,9 +105,9 @@ class GoferClient:
             try:
                 reply, fd = protocol.recv(self.sock)
             except ConnectionResetError:
-                raise GoferGone() from None
+                raise GoferGone("the gofer exited") from None
             if reply is None:
-                raise GoferGone()
+                raise GoferGone("the gofer exited")
             self.arrived.append((reply, fd))
 
     def deliver(self) -> None:
@@ -136,4 +136,4 @@ class GoferClient:
                 try:
                     protocol.send(self.sock, {"op": "cancel", "id": rid})
                 except (BrokenPipeError, ConnectionResetError):
-                    raise GoferGone() from None
+                    raise GoferGone("the gofer exited") from None

@@ -15,7 +15,7 @@ import click
 from runsc_py import exec_proxy, hooks, launcher, logs, spec, terminal
 from runsc_py import install as install_mod
 from runsc_py.errors import UserError
-from runsc_py.state import Container, list_ids
+from runsc_py.state import Container, list_ids, process_start_time
 
 log = logging.getLogger("runsc-py")
 DEFAULT_ROOT = "/run/runsc-py"
@@ -74,10 +74,11 @@ def _create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | 
     container.create_dir()
     pid = 0
     try:
-        pid, gofer_pid, init_pid = launcher.launch(cfg, detach)
+        pid, gofer_pid, init_pid = launcher.launch(
+            cfg, detach, forked=lambda p: container.save_creating(p, cfg.cgroup_path))
         container.record(bundle, cfg.rootfs, pid, gofer_pid, init_pid,
                          doc.get("ociVersion", "1.0.2"), doc.get("annotations") or {},
-                         cfg.cgroup_path)
+                         cfg.cgroup_path, sandbox=launcher.descendants(pid))
         # runc's order, and the runtime spec's: prestart before createRuntime.
         for kind in ("prestart", "createRuntime", "createContainer"):
             hooks.run_hooks(doc, kind, container.oci_state("creating"))
@@ -88,12 +89,13 @@ def _create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | 
             os.rename(tmp, pid_file)
     except BaseException as e:
         if pid:  # created, then failed here: the sentry is our child
-            if container.exists():  # also wait for its gofer and workload to be gone
-                launcher.kill_and_wait(container.load())
-            else:
-                os.kill(pid, signal.SIGKILL)
+            launcher.destroy(container, {**container.load_partial(), "pid": pid,
+                                         "pid_start": process_start_time(pid),
+                                         "cgroup_path": cfg.cgroup_path})
             os.waitpid(pid, 0)
-        launcher.destroy(container, {"pid": 0, "cgroup_path": cfg.cgroup_path if pid else None})
+        else:  # launch reaped all it made; the cgroup is ours only if it is empty
+            launcher.remove_cgroup_if_empty(cfg.cgroup_path)
+            container.remove_dir()
         if isinstance(e, OSError):
             raise UserError(f"creating container {container_id!r}: {e}") from None
         raise
@@ -265,6 +267,8 @@ def delete(ctx: click.Context, container_id: str, force: bool) -> None:
     container = Container(_root(ctx), container_id)
     if not container.exists():
         if force:
+            if container.dir_exists():  # a create or delete cut short: clean up after it
+                launcher.destroy_partial(container)
             return
         raise UserError(f"container {container_id!r} does not exist")
     st = container.load()

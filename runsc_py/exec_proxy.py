@@ -64,7 +64,10 @@ def _proxy(container: Container, proc: ProcessConfig, console_socket: str,
             socket.send_fds(sock, [data], [0, 1, 2])
         # One reader for both replies: they may arrive in one recv.
         reader = sentry_main.LineReader(sock)
-        reply = reader.read() or {}
+        reply = reader.read()
+        if reply is None:  # closed unanswered: the sentry died (or stopped) meanwhile
+            os.write(report_w, b"error:exec: the container stopped before the process ran")
+            os._exit(1)
         if "pid" not in reply:
             os.write(report_w, ("error:" + str(reply.get("error", "exec failed"))).encode())
             os._exit(1)

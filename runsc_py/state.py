@@ -11,6 +11,9 @@ from runsc_py.errors import UserError
 MAX_ID_BYTES = 1024
 STATE_FILE = "state.json"
 STARTED_MARK = "started"  # written by the sentry when `start` releases the workload
+# Written by `create` as soon as the sentry is forked, before state.json exists: what a
+# `delete --force` needs to clean up after a create that was cut short (the command killed).
+CREATING_FILE = "creating.json"
 
 
 def validate_id(container_id: str) -> str:
@@ -59,7 +62,36 @@ class Container:
             raise UserError(f"cannot create state for {self.id!r}: {e.strerror}") from None
 
     def remove_dir(self) -> None:
+        # state.json first: a removal cut short leaves a directory that `list` ignores and
+        # `delete --force` still removes.
+        for name in (STATE_FILE, CREATING_FILE):
+            try:
+                os.unlink(os.path.join(self.dir, name))
+            except OSError:
+                pass
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def dir_exists(self) -> bool:
+        return os.path.isdir(self.dir)
+
+    def save_creating(self, pid: int, cgroup_path: str) -> None:
+        tmp = os.path.join(self.dir, CREATING_FILE + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump({"pid": pid, "pid_start": process_start_time(pid),
+                       "cgroup_path": cgroup_path}, f)
+        os.rename(tmp, os.path.join(self.dir, CREATING_FILE))
+
+    def load_partial(self) -> dict:
+        """state.json, else what a create cut short recorded (else nothing): for cleaning up."""
+        for name in (STATE_FILE, CREATING_FILE):
+            try:
+                with open(os.path.join(self.dir, name)) as f:
+                    state = json.load(f)
+                if isinstance(state, dict):
+                    return state
+            except (OSError, ValueError):
+                continue
+        return {}
 
     def exists(self) -> bool:
         return os.path.isfile(os.path.join(self.dir, STATE_FILE))
@@ -108,9 +140,13 @@ class Container:
         }
 
     def record(self, bundle: str, rootfs: str, pid: int, gofer_pid: int, init_pid: int,
-               oci_version: str, annotations: dict, cgroup_path: str) -> None:
+               oci_version: str, annotations: dict, cgroup_path: str,
+               sandbox: list[int] | None = None) -> None:
+        """sandbox: the sentry's other processes (gofer, watchdog, init, ...), kept with
+        their start times so that a delete finds them after the sentry is gone."""
         self.save({
             "cgroup_path": cgroup_path,
+            "sandbox": [[p, t] for p in sandbox or () if (t := process_start_time(p))],
             "ociVersion": oci_version, "id": self.id, "bundle": bundle, "rootfs": rootfs,
             "pid": pid, "pid_start": process_start_time(pid), "gofer_pid": gofer_pid,
             "init_pid": init_pid,

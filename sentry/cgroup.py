@@ -294,11 +294,12 @@ class Cgroup:
             except OSError as e:
                 raise CgroupError(f"moving {what} into {d}: {e.strerror}") from None
 
-    def remove(self) -> None:
-        """Remove the container's directories (their processes must be gone)."""
+    def remove(self, wait: bool = True) -> None:
+        """Remove the container's directories (their processes must be gone). wait=False:
+        one still busy is left as it is (it has processes: not ours to remove)."""
         for controller, d in self.dirs().items():
             base = os.path.join(CGROUP_ROOT, controller) if controller else CGROUP_ROOT
-            for _ in range(50):
+            for _ in range(50 if wait else 1):
                 try:
                     os.rmdir(d)
                     break
@@ -307,7 +308,12 @@ class Cgroup:
                 except OSError as e:
                     if e.errno != errno.EBUSY:
                         raise CgroupError(f"removing {d}: {e.strerror}") from None
+                    if not wait:
+                        break
                     time.sleep(0.02)  # the last processes are still being reaped
+            else:
+                if wait:
+                    raise CgroupError(f"removing {d}: {os.strerror(errno.EBUSY)}")
             # Remove the parents runsc-py made (e.g. /runsc-py) if now empty.
             parent = os.path.dirname(d)
             while parent != base and os.path.basename(parent) == "runsc-py":

@@ -239,7 +239,10 @@ static void run(char *line) {
     else if (!strcmp(op, "ubind") || !strcmp(op, "uconnect")) {
         /* ubind|uconnect PATH stream|dgram: an AF_UNIX socket bound to PATH (listening,
          * kept in a slot; what getsockname says) or connected to it (then closed). */
-        int s = socket(AF_UNIX, !strcmp(ARG(2), "dgram") ? SOCK_DGRAM : SOCK_STREAM, 0);
+        /* Non-blocking: a connect to a listener whose backlog is full says EAGAIN
+         * rather than wait for an accept that never comes. */
+        int s = socket(AF_UNIX, (!strcmp(ARG(2), "dgram") ? SOCK_DGRAM : SOCK_STREAM)
+                                | SOCK_NONBLOCK, 0);
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         strncpy(sa.sun_path, ARG(1), sizeof sa.sun_path - 1);
         socklen_t len = offsetof(struct sockaddr_un, sun_path) + strlen(sa.sun_path) + 1;
