@@ -186,6 +186,21 @@ def runsc_py_binary() -> str:
     return str(wrapper)
 
 
+def proc_status(pid: int, key: str) -> str:
+    """A field of /proc/PID/status, read from the host."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(line.split(":", 1)[1].strip() for line in f if line.startswith(key + ":"))
+
+
+def process_alive(pid: int) -> bool:
+    """Running, or stopped: neither gone nor a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def inject_syscall(pid: int, nr: int, *args: int) -> str:
     """Make pid (waiting in a blocking syscall) make syscall nr, as code taken over in it
     would: ptrace back over the `syscall` instruction it is in, with new registers, and

@@ -14,24 +14,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import inject_syscall
+from conftest import inject_syscall, proc_status, process_alive
 
 from gofer import confine, linux
 
 _SYS_MOUNT, _SYS_KILL, _SYS_PTRACE = 165, 62, 101
 
 
-def _status(pid: int, key: str) -> str:
-    with open(f"/proc/{pid}/status") as f:
-        return next(line.split(":", 1)[1].strip() for line in f if line.startswith(key + ":"))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _create(runsc, make_bundle, *args: str) -> tuple[str, dict]:
@@ -46,18 +35,18 @@ def test_gofer_is_confined(runsc, make_bundle):
     cid, state = _create(runsc, make_bundle)
     try:
         gofer, init = state["gofer_pid"], state["init_pid"]
-        assert _status(gofer, "NoNewPrivs") == "1"
-        assert _status(gofer, "Seccomp") == "2"  # a filter
+        assert proc_status(gofer, "NoNewPrivs") == "1"
+        assert proc_status(gofer, "Seccomp") == "2"  # a filter
         keep = f"{confine.KEEP_MASK:016x}"
         for key in ("CapEff", "CapPrm", "CapBnd"):
-            assert _status(gofer, key) == keep, key
-        assert _status(gofer, "CapInh") == _status(gofer, "CapAmb") == "0" * 16
+            assert proc_status(gofer, key) == keep, key
+        assert proc_status(gofer, "CapInh") == proc_status(gofer, "CapAmb") == "0" * 16
         # Its own network namespace (empty but for lo) and its own PID namespace, where it
         # is alone, pid 1: neither the host's nor the sandbox's (the init's).
         for ns in ("net", "pid"):
             inodes = {os.stat(f"/proc/{p}/ns/{ns}").st_ino for p in (gofer, os.getpid(), init)}
             assert len(inodes) == 3, ns
-        assert _status(gofer, "NSpid") == f"{gofer}\t1"
+        assert proc_status(gofer, "NSpid") == f"{gofer}\t1"
         with open(f"/proc/{gofer}/net/dev") as f:
             interfaces = [line.split(":")[0].strip() for line in f.readlines()[2:]]
         assert interfaces == ["lo"]
@@ -115,10 +104,10 @@ def test_forbidden_syscall_kills_gofer_and_sandbox(runsc, make_bundle, tmp_path,
                     "ptrace": (_SYS_PTRACE, (0x4206, 1, 0, 0))}[call]  # PTRACE_SEIZE
         assert inject_syscall(gofer, nr, *args) == "killed"
         deadline = time.monotonic() + 2.0
-        while (_alive(gofer) or _alive(init)) and time.monotonic() < deadline:
+        while (process_alive(gofer) or process_alive(init)) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not _alive(gofer), "the gofer survived a syscall outside its allowlist"
-        assert not _alive(init), "the workload outlived its gofer"
+        assert not process_alive(gofer), "the gofer survived a syscall outside its allowlist"
+        assert not process_alive(init), "the workload outlived its gofer"
         deadline = time.monotonic() + 5.0
         while "the gofer was killed" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -11,14 +11,7 @@ import time
 import uuid
 
 import pytest
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
+from conftest import process_alive
 
 
 @pytest.mark.parametrize("victim", ["sentry", "gofer", "spawner"])
@@ -43,8 +36,8 @@ def test_workload_dies_with_its_sentry_or_gofer(runsc, make_bundle, victim):
     target = {"sentry": sentry, "gofer": gofer, "spawner": spawner}[victim]
     os.kill(target, signal.SIGKILL)
     deadline = time.monotonic() + 1.0
-    while _alive(init) and time.monotonic() < deadline:
+    while process_alive(init) and time.monotonic() < deadline:
         time.sleep(0.02)
-    still = _alive(init)
+    still = process_alive(init)
     subprocess.run(runsc.cmd("delete", "--force", cid), capture_output=True)
     assert not still, f"the workload outlived its {victim} by more than a second"

@@ -22,6 +22,7 @@ import pytest
 from conftest import REPO, build_static
 
 from gofer import linux
+from runsc_py import launcher
 
 PR_SET_CHILD_SUBREAPER = 36
 IDLE = ["sh", "-c", "while :; do sleep 1; done"]
@@ -29,28 +30,7 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 
 
 # -- what the runtime may leave: counted before and after ------------------------------------
-def children(pid: int) -> list[int]:
-    found = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                found += [int(x) for x in f.read().split()]
-        except OSError:
-            continue
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    out, todo = [], children(pid)
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children(p)
-    return out
+children, descendants = launcher.children, launcher.descendants
 
 
 def _stat_state(pid: int) -> str:

@@ -14,22 +14,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import inject_syscall
+from conftest import inject_syscall, proc_status, process_alive
 
 from sentry import confine
-
-
-def _status(pid: int, key: str) -> str:
-    with open(f"/proc/{pid}/status") as f:
-        return next(line.split(":", 1)[1].strip() for line in f if line.startswith(key + ":"))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _wait_running(runsc, cid: str) -> dict:
@@ -48,12 +35,12 @@ def test_sentry_runs_confined(runsc, make_bundle):
     try:
         assert runsc("start", cid).returncode == 0
         sentry = _wait_running(runsc, cid)["pid"]
-        assert _status(sentry, "Seccomp") == "2"
-        assert _status(sentry, "NoNewPrivs") == "1"
+        assert proc_status(sentry, "Seccomp") == "2"
+        assert proc_status(sentry, "NoNewPrivs") == "1"
         kept = sum(1 << c for c in confine.CAPS_KEPT)
         for key in ("CapEff", "CapPrm", "CapBnd"):
-            assert int(_status(sentry, key), 16) == kept, key
-        assert int(_status(sentry, "CapInh"), 16) == int(_status(sentry, "CapAmb"), 16) == 0
+            assert int(proc_status(sentry, key), 16) == kept, key
+        assert int(proc_status(sentry, "CapInh"), 16) == int(proc_status(sentry, "CapAmb"), 16) == 0
         # Its root: an empty tmpfs holding /proc and the container's cgroup, nothing else.
         root = f"/proc/{sentry}/root"
         assert os.stat(root).st_dev != os.stat("/").st_dev
@@ -90,9 +77,9 @@ def test_syscall_outside_the_allowlist_kills_the_sentry_loudly(runsc, make_bundl
         text = log.read_text()
         assert "most recent call first" in text and "serve" in text, text[-2000:]
         deadline = time.monotonic() + 1.0
-        while _alive(init) and time.monotonic() < deadline:
+        while process_alive(init) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not _alive(init), "the workload outlived its sentry by more than a second"
+        assert not process_alive(init), "the workload outlived its sentry by more than a second"
     finally:
         if run.poll() is None:
             run.kill()
