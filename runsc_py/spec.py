@@ -1,6 +1,7 @@
 """The OCI config.json: loading, validation and translation into a SandboxConfig."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import resource
@@ -183,25 +184,38 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
         mounts.append(m)
 
     linux = _expect(spec.get("linux") or {}, dict, "linux")
-    ns_paths = {}
+    ns_paths, listed = {}, set()
     for i, ns in enumerate(_list_or_absent(linux, "namespaces", "linux.namespaces")):
         where = f"linux.namespaces[{i}]"
         _expect(ns, dict, where)
         ns_type = _expect(ns.get("type"), str, where + ".type")
         if ns_type not in _NAMESPACE_TYPES:
             raise UserError(f"config.json: {where}: unknown namespace type {ns_type!r}")
+        listed.add(ns_type)
         path = _expect(ns.get("path", ""), str, where + ".path")
-        if path and ns_type in ("network", "ipc", "uts"):
-            if not os.path.exists(path):
-                raise UserError(f"config.json: {where}: namespace path {path!r} does not exist")
+        if path:
+            _check_namespace_path(path, ns_type, where)
+            if ns_type not in ("network", "ipc", "uts"):
+                raise UserError(f"config.json: {where}: joining an existing {ns_type} "
+                                "namespace is not supported (the sandbox makes its own)")
             ns_paths[ns_type] = path
+        elif ns_type == "user":
+            raise UserError(f"config.json: {where}: user namespaces are not supported")
+    # Left out of the spec: the runtime's own, as runc does (pid, mount and time are
+    # always the sandbox's own: DESIGN.md).
+    shared = sorted(t for t in ("network", "ipc", "uts") if t not in listed)
     devices = _devices(linux)
     device_rules = _device_rules(_expect(linux.get("resources") or {}, dict,
                                          "linux.resources"))
-    sysctl = _sysctl(linux, ns_paths)
+    sysctl = _sysctl(linux, ns_paths, shared)
     masked = _absolute_paths(linux, "maskedPaths")
     readonly_paths = _absolute_paths(linux, "readonlyPaths")
     hostname = _no_nul(_expect(spec.get("hostname", ""), str, "hostname"), "hostname")
+    if "uts" in shared:
+        if hostname:
+            raise UserError("config.json: hostname needs a UTS namespace of the container's "
+                            "own (linux.namespaces has no uts)")
+        hostname = os.uname().nodename
     domainname = _no_nul(_expect(spec.get("domainname", ""), str, "domainname"), "domainname")
     if len(hostname.encode()) > 64 or len(domainname.encode()) > 64:
         raise UserError("config.json: hostname and domainname are limited to 64 bytes")
@@ -222,12 +236,38 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
         domainname=domainname, process=process, namespace_paths=ns_paths,
         state_dir=state_dir, resources=resources, cgroup_path=cgroup_path,
         share_cpu=share_cpu == "true", masked_paths=masked, readonly_paths=readonly_paths,
-        devices=devices, device_rules=device_rules, sysctl=sysctl)
+        devices=devices, device_rules=device_rules, sysctl=sysctl,
+        shared_namespaces=shared)
 
 
 # Sysctls of the namespaces the init has of its own (runc's list): IPC, then network.
 _IPC_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
                 "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+
+
+_NS_GET_NSTYPE = 0xB703  # ioctl: the CLONE_NEW* type of a namespace file
+_NS_FLAGS = {"pid": 0x20000000, "network": 0x40000000, "ipc": 0x08000000,
+             "uts": 0x04000000, "mount": 0x00020000, "user": 0x10000000,
+             "cgroup": 0x02000000, "time": 0x00000080}
+
+
+def _check_namespace_path(path: str, ns_type: str, where: str) -> None:
+    """path must name a namespace of type ns_type (runc fails setns otherwise)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise UserError(f"config.json: {where}: namespace path {path!r}: "
+                        f"{e.strerror}") from None
+    try:
+        kind = fcntl.ioctl(fd, _NS_GET_NSTYPE)
+    except OSError:
+        raise UserError(f"config.json: {where}: {path!r} is not a namespace") from None
+    finally:
+        os.close(fd)
+    if kind != _NS_FLAGS[ns_type]:
+        actual = next((t for t, f in _NS_FLAGS.items() if f == kind), hex(kind))
+        raise UserError(f"config.json: {where}: {path!r} is a {actual} namespace, not "
+                        f"{ns_type}")
 
 
 def _same_namespace(path: str, kind: str) -> bool:
@@ -238,7 +278,7 @@ def _same_namespace(path: str, kind: str) -> bool:
         return False
 
 
-def _sysctl(linux: dict, ns_paths: dict[str, str]) -> dict[str, str]:
+def _sysctl(linux: dict, ns_paths: dict[str, str], shared: list[str]) -> dict[str, str]:
     """linux.sysctl: only what is namespaced (as runc checks), never a path out of
     /proc/sys."""
     sysctl = _expect(linux.get("sysctl") or {}, dict, "linux.sysctl")
@@ -251,11 +291,12 @@ def _sysctl(linux: dict, ns_paths: dict[str, str]) -> dict[str, str]:
                    .isalnum() for p in parts):
             raise UserError(f"config.json: {where}: not a sysctl name")
         if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
-            if "ipc" in ns_paths:
+            if "ipc" in ns_paths or "ipc" in shared:
                 raise UserError(f"config.json: {where}: the IPC namespace is joined, not "
                                 "the container's own")
         elif key.startswith("net."):
-            if "network" in ns_paths and _same_namespace(ns_paths["network"], "net"):
+            if "network" in shared or ("network" in ns_paths
+                                        and _same_namespace(ns_paths["network"], "net")):
                 raise UserError(f"config.json: {where}: not allowed in the host's network "
                                 "namespace")
         else:

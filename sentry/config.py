@@ -46,3 +46,5 @@ class SandboxConfig:
     devices: list[Device] = field(default_factory=list)  # linux.devices
     device_rules: list[Rule] = field(default_factory=list)  # linux.resources.devices
     sysctl: dict[str, str] = field(default_factory=dict)  # linux.sysctl (namespaced only)
+    # network, ipc, uts left out of linux.namespaces: the runtime's own, as under runc
+    shared_namespaces: list[str] = field(default_factory=list)

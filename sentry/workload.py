@@ -56,6 +56,8 @@ def enter_container(cfg: SandboxConfig, mnt_ns_fd: int) -> None:
     new = 0
     for ns_type, flag in _NS_FLAGS.items():
         path = cfg.namespace_paths.get(ns_type)
+        if ns_type in cfg.shared_namespaces:
+            continue  # left out of the spec: the runtime's, as under runc
         if path:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -65,7 +67,7 @@ def enter_container(cfg: SandboxConfig, mnt_ns_fd: int) -> None:
         else:
             new |= flag
     linux.unshare(new)
-    if "uts" not in cfg.namespace_paths:
+    if "uts" not in cfg.namespace_paths and "uts" not in cfg.shared_namespaces:
         linux.sethostname(cfg.hostname)
         if cfg.domainname:
             linux.setdomainname(cfg.domainname)
@@ -127,9 +129,12 @@ def join_container(ns_fds: dict[int, int]) -> None:
 
 
 def enter_network(cfg: SandboxConfig) -> None:
-    """The sandbox's network namespace: the spec's, or a new one with loopback up. The
+    """The sandbox's network namespace: the spec's, a new one with loopback up, or, left
+    out of the spec, the runtime's (as under runc). The
     sentry enters it itself, so /proc/PID/ns/net of the container's pid (the sentry, for
     Docker's and containerd's network hooks) is the container's, never the host's."""
+    if "network" in cfg.shared_namespaces:
+        return  # left out of the spec: the runtime's (docker --network host), as under runc
     path = cfg.namespace_paths.get("network")
     if path:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

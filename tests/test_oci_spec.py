@@ -2,8 +2,11 @@
 sees must agree (issue 12)."""
 from __future__ import annotations
 
+import json
 import os
 import stat
+import subprocess
+import tempfile
 from types import SimpleNamespace
 
 from gofer.devices import Device, Policy, Rule
@@ -149,3 +152,60 @@ def test_sysctl_outside_a_namespace_is_refused(runsc, make_bundle):
         r = runsc.run(bundle.write())
         assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
         assert "sysctl" in r.stderr and "Traceback" not in r.stderr
+
+
+def _namespaces(bundle, keep: set[str], **paths: str) -> None:
+    ns = [n for n in bundle.spec["linux"]["namespaces"] if n["type"] in keep]
+    ns += [{"type": t, "path": p} for t, p in paths.items()]
+    bundle.spec["linux"]["namespaces"] = ns
+    bundle.write()
+
+
+def test_namespace_path_of_the_wrong_type_fails_as_under_runc(runsc, runc, make_bundle):
+    bundle = make_bundle("true")
+    _namespaces(bundle, {"pid", "mount", "network", "ipc"}, uts="/proc/self/ns/net")
+    assert runc(bundle).returncode != 0
+    r = runsc.run(bundle)
+    assert (r.returncode, r.stderr) == (1, "runsc-py: config.json: linux.namespaces[4]: "
+                                            "'/proc/self/ns/net' is a network namespace, "
+                                            "not uts\n")
+
+
+def test_joining_a_pid_or_user_namespace_is_refused(runsc, make_bundle):
+    for kind, path in (("pid", "/proc/self/ns/pid"), ("mount", "/proc/self/ns/mnt")):
+        bundle = make_bundle("true")
+        _namespaces(bundle, {"network", "ipc", "uts"}, **{kind: path})
+        r = runsc.run(bundle)
+        assert r.returncode == 1 and "is not supported" in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1
+
+
+def test_namespaces_left_out_are_the_runtimes_as_under_runc(runsc, runc, make_bundle):
+    """No network, ipc or uts entry: the container shares the runtime's (the host's),
+    compared by namespace inode from the host, under both runtimes."""
+    host = {k: os.stat(f"/proc/self/ns/{k}").st_ino for k in ("net", "ipc", "uts")}
+    bundle = make_bundle("sh", "-c", "hostname; sleep 30")
+    _namespaces(bundle, {"pid", "mount"})
+    bundle.spec.pop("hostname", None)
+    bundle.write()
+    for rt in (runsc, None):
+        cid = "ns-" + os.urandom(4).hex()
+        cmd = (["runc", "--root", str(runsc.root.parent / "runc-state")] if rt is None
+               else runsc.cmd())
+        # The created container keeps the caller's stdio: files, not pipes.
+        with tempfile.TemporaryFile() as err:
+            created = subprocess.run([*cmd, "create", "--bundle", str(bundle.path), cid],
+                                     stderr=err, timeout=60, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL)
+            err.seek(0)
+            message = err.read().decode()
+        try:
+            assert created.returncode == 0, message
+            pid = json.loads(subprocess.run([*cmd, "state", cid], capture_output=True,
+                                            text=True).stdout)["pid"]
+            if rt is not None:  # runsc-py's state pid is the sentry; the init is its
+                pid = json.loads((runsc.root / cid / "state.json").read_text())["init_pid"]
+            seen = {k: os.stat(f"/proc/{pid}/ns/{k}").st_ino for k in host}
+            assert seen == host, (rt, seen, host)
+        finally:
+            subprocess.run([*cmd, "delete", "--force", cid], capture_output=True)
