@@ -1,10 +1,13 @@
 """The runc-compatible command line (click)."""
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import importlib.metadata
 import json
 import logging
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -37,12 +40,44 @@ def _root(ctx: click.Context) -> str:
 @click.option("--share-cpu", is_flag=True,
               help="Run workloads on their sentry's CPU: trapped syscalls get faster, "
                    "each sandbox uses one CPU (also annotation dev.runsc-py.share-cpu).")
+@click.option("--kernel-version", default=None,
+              help="The kernel release the sandbox reports (default 4.4.0, as gVisor; also "
+                   "annotation dev.runsc-py.kernel-version).")
+@click.option("--version", "-v", is_flag=True, is_eager=True, expose_value=False,
+              callback=lambda ctx, _param, value: _print_version(ctx) if value else None,
+              help="Print the version, as runc does.")
 @click.pass_context
 def cli(ctx: click.Context, root: str, log_path: str | None, log_format: str, debug: bool,
-        systemd_cgroup: bool, platform: str, share_cpu: bool) -> None:
+        systemd_cgroup: bool, platform: str, share_cpu: bool,
+        kernel_version: str | None) -> None:
     """runsc-py: run OCI containers under a Python sentry (a gVisor-style sandbox)."""
     logs.setup(log_path, log_format, debug)
-    ctx.obj = {"root": os.path.abspath(root), "platform": platform, "share_cpu": share_cpu}
+    if kernel_version is not None:
+        spec.check_kernel_release(kernel_version, "--kernel-version")
+    ctx.obj = {"root": os.path.abspath(root), "platform": platform, "share_cpu": share_cpu,
+               "kernel_version": kernel_version}
+
+
+def _print_version(ctx: click.Context) -> None:
+    click.echo(version_text())
+    ctx.exit(0)
+
+
+def version_text() -> str:
+    """runc's `--version` lines: the runtime, the runtime spec, the libraries."""
+    return (f"runsc-py version {importlib.metadata.version('runsc-py')}\n"
+            f"spec: {spec.default_spec()['ociVersion']}\n"
+            f"python: {platform.python_version()}\n"
+            f"libseccomp: {_libseccomp_version()}")
+
+
+def _libseccomp_version() -> str:
+    try:
+        lib = ctypes.CDLL("libseccomp.so.2")
+        lib.seccomp_version.restype = ctypes.POINTER(ctypes.c_uint * 3)
+        return ".".join(map(str, lib.seccomp_version().contents))
+    except (OSError, AttributeError):
+        return "unknown"
 
 
 @cli.command("spec")
@@ -71,6 +106,8 @@ def _create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | 
     cfg = spec.to_sandbox_config(doc, bundle, container_id, container.dir)
     cfg.console_socket = console_socket
     cfg.share_cpu = cfg.share_cpu or ctx.obj["share_cpu"]
+    if ctx.obj["kernel_version"] and not cfg.kernel_release_set:
+        cfg.kernel_release = ctx.obj["kernel_version"]
     container.create_dir()
     pid = 0
     try:

@@ -11,6 +11,7 @@ from gofer.devices import Device, Rule
 from runsc_py.errors import UserError
 from sentry import cgroup
 from sentry.config import ProcessConfig, SandboxConfig
+from sentry.kernel import RELEASE as KERNEL_RELEASE
 
 CAPABILITIES = [
     "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
@@ -22,6 +23,7 @@ CAPABILITIES = [
     "PERFMON", "BPF", "CHECKPOINT_RESTORE",
 ]
 SHARE_CPU_ANNOTATION = "dev.runsc-py.share-cpu"
+KERNEL_VERSION_ANNOTATION = "dev.runsc-py.kernel-version"
 _NAMESPACE_TYPES = {"pid", "network", "ipc", "uts", "mount", "user", "cgroup", "time"}
 
 
@@ -224,6 +226,9 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
     if share_cpu not in ("true", "false"):
         raise UserError(f"config.json: annotations.{SHARE_CPU_ANNOTATION} must be "
                         "\"true\" or \"false\"")
+    kernel_release = annotations.get(KERNEL_VERSION_ANNOTATION)
+    if kernel_release is not None:
+        check_kernel_release(kernel_release, f"annotations.{KERNEL_VERSION_ANNOTATION}")
     resources = parse_resources(_expect(linux.get("resources") or {}, dict, "linux.resources"))
     try:
         cgroup_path = cgroup.normalize_path(
@@ -237,7 +242,17 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
         state_dir=state_dir, resources=resources, cgroup_path=cgroup_path,
         share_cpu=share_cpu == "true", masked_paths=masked, readonly_paths=readonly_paths,
         devices=devices, device_rules=device_rules, sysctl=sysctl,
-        shared_namespaces=shared)
+        shared_namespaces=shared, kernel_release=kernel_release or KERNEL_RELEASE,
+        kernel_release_set=kernel_release is not None)
+
+
+def check_kernel_release(release: object, where: str) -> None:
+    """A release as uname shows one: "5.15.0", "6.1.0-18-amd64" (at most 64 bytes)."""
+    ok = isinstance(release, str) and 0 < len(release) <= 64 and release[0].isdigit() and \
+        all(c.isalnum() or c in ".-_+~" for c in release) and "." in release
+    if not ok:
+        raise UserError(f"{'config.json: ' if where.startswith('annotations') else ''}"
+                        f"{where}: {release!r} is not a kernel release (such as 5.15.0)")
 
 
 # Sysctls of the namespaces the init has of its own (runc's list): IPC, then network.

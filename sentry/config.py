@@ -48,3 +48,5 @@ class SandboxConfig:
     sysctl: dict[str, str] = field(default_factory=dict)  # linux.sysctl (namespaced only)
     # network, ipc, uts left out of linux.namespaces: the runtime's own, as under runc
     shared_namespaces: list[str] = field(default_factory=list)
+    kernel_release: str = "4.4.0"  # what uname, /proc/version and osrelease say
+    kernel_release_set: bool = False  # by the container's annotation (beats the flag)

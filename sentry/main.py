@@ -294,7 +294,8 @@ class Sentry:
         _ensure_cwd(self.gofer, cfg.process.cwd)
         self.kernel = Kernel(gofer=self.gofer, hostname=cfg.hostname,
                              domainname=cfg.domainname or "(none)", cgroup=self.cgroup,
-                             gofer_pid=self.gofer_pid, boot_offset=self.spawner.boot_offset)
+                             gofer_pid=self.gofer_pid, boot_offset=self.spawner.boot_offset,
+                             release=cfg.kernel_release)
         synthetic_fds = {p: self.gofer.call("synthetic_root", None, path=p.encode())[1]
                          for p in synthetic if p in ("/proc", "/sys")}
         stdio = self._terminal(cfg.process, cfg.console_socket)

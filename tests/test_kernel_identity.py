@@ -67,3 +67,29 @@ def test_sethostname_needs_cap_sys_admin(runsc, runc, make_bundle):
     got = probe_lines(runsc.run(bundle).stdout)
     assert got["sethostname"] == ["0"]
     assert got["uname"][0].split()[1] == "x"
+
+
+def test_kernel_version_from_the_flag_or_the_annotation(runsc, make_bundle):
+    """--kernel-version (and, per container, the annotation, which wins) is what uname,
+    /proc/version and /proc/sys/kernel/osrelease say, in agreement."""
+    script = "uname -r; cat /proc/sys/kernel/osrelease; cut -d' ' -f3 /proc/version"
+    bundle = make_bundle("sh", "-c", script)
+    r = runsc("--kernel-version", "5.15.0-91-generic", "run", "--bundle", str(bundle.path),
+              "kv1")
+    assert r.stdout.split() == ["5.15.0-91-generic"] * 3, r
+    bundle.spec["annotations"] = {"dev.runsc-py.kernel-version": "6.1.0"}
+    bundle.write()
+    r = runsc("--kernel-version", "5.15.0", "run", "--bundle", str(bundle.path), "kv2")
+    assert r.stdout.split() == ["6.1.0"] * 3, r
+    for bad in ("latest", "5", "1.0 2", ""):
+        r = runsc("--kernel-version", bad, "list")
+        assert (r.returncode, r.stderr.count("\n")) == (1, 1), r
+        assert "is not a kernel release" in r.stderr
+
+
+def test_version_is_printed_as_runc_prints_it(runsc):
+    for flag in ("--version", "-v"):
+        r = runsc(flag)
+        lines = r.stdout.splitlines()
+        assert r.returncode == 0 and lines[0].startswith("runsc-py version "), r
+        assert [line.split(":")[0] for line in lines[1:]] == ["spec", "python", "libseccomp"]
