@@ -308,6 +308,7 @@ class Sentry:
             for fd in set(stdio or ()):
                 os.close(fd)
         self._add_platform(notify_fd)
+        self._enter_container_namespaces()
         if "/proc" in synthetic_fds:
             self.kernel.procfs = ProcFS(synthetic_fds["/proc"], synthetic_fds.get("/sys"),
                                         self.init_pid, self.kernel, cfg.masked_paths,
@@ -322,6 +323,19 @@ class Sentry:
         finally:
             os.umask(old_umask)
         self.control.listen(64)
+
+    def _enter_container_namespaces(self) -> None:
+        """The container's UTS and IPC namespaces (the init's) and a cgroup namespace
+        rooted at the container's cgroup: /proc/<state pid>/ns/* is the container's for
+        the tools that read it (the network one already is; PID and mount cannot be:
+        the sentry must see host PIDs and have its own root)."""
+        for name, flag in (("uts", linux.CLONE_NEWUTS), ("ipc", linux.CLONE_NEWIPC)):
+            fd = os.open(f"/proc/{self.init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                linux.setns(fd, flag)
+            finally:
+                os.close(fd)
+        linux.unshare(linux.CLONE_NEWCGROUP)
 
     def abort(self) -> None:
         if self.init_pid:  # the spawner's child: it dies, and is reaped, with the spawner

@@ -99,3 +99,22 @@ def test_sentry_lists_are_the_documented_ones():
         assert " ".join(why.split()) in " ".join(section.split())
     assert not {"kill", "clone", "fork", "execve", "socket", "mount", "ptrace", "setns"} & \
         (set(confine.ALLOWED) | set(confine.RULED))
+
+
+def test_the_sentrys_namespaces_are_the_containers(runsc, make_bundle):
+    """/proc/<state pid>/ns/{uts,ipc,net} are the init's; its cgroup namespace is rooted
+    at the container's cgroup (the OCI validation suite reads them)."""
+    cid = "ns-" + uuid.uuid4().hex[:8]
+    assert runsc("create", "--bundle", str(make_bundle("sleep", "60").path), cid).returncode == 0
+    try:
+        state = json.loads((runsc.root / cid / "state.json").read_text())
+        sentry, init = state["pid"], state["init_pid"]
+        for ns in ("uts", "ipc", "net"):
+            assert os.stat(f"/proc/{sentry}/ns/{ns}").st_ino == \
+                os.stat(f"/proc/{init}/ns/{ns}").st_ino, ns
+        assert os.stat(f"/proc/{sentry}/ns/cgroup").st_ino != \
+            os.stat("/proc/self/ns/cgroup").st_ino
+        with open(f"/proc/{sentry}/cgroup") as f:  # read from the host's cgroup namespace
+            assert any(line.endswith(f"/{cid}") for line in f.read().splitlines())
+    finally:
+        runsc("delete", "--force", cid)
