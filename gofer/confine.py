@@ -57,6 +57,8 @@ SYSCALLS: dict[str, str] = {
     "ftruncate": "truncate",
     "bind": "a workload's AF_UNIX socket bound to a path, as its caller",
     "chdir": "the caller's cwd, for a relative socket path (and back to /)",
+    "getxattrat": "getxattr", "setxattrat": "setxattr", "listxattrat": "listxattr",
+    "removexattrat": "removexattr",
     # the caller's credentials, per request
     "umask": "its umask", "setfsuid": "its fsuid", "setfsgid": "its fsgid",
     "setgroups": "its groups", "capget": "the gofer's own (once)",
@@ -79,6 +81,9 @@ DENIED = ("kill", "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_s
           "reboot", "swapon", "open_by_handle_at", "name_to_handle_at", "userfaultfd",
           "io_uring_setup")
 
+# Newer than the libseccomp this builds with (it knows them by number only).
+_NUMBERS = {"setxattrat": linux.NR_SETXATTRAT, "getxattrat": linux.NR_GETXATTRAT,
+            "listxattrat": linux.NR_LISTXATTRAT, "removexattrat": linux.NR_REMOVEXATTRAT}
 _CLONE_THREAD = 0x00010000
 _CLONE_NEW_ANY = (linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
                   | linux.CLONE_NEWPID | linux.CLONE_NEWNET | linux.CLONE_NEWCGROUP
@@ -109,7 +114,7 @@ def build_filter() -> pyseccomp.SyscallFilter:
         elif name == "tgkill":
             f.add_rule(pyseccomp.ALLOW, name, pyseccomp.Arg(0, pyseccomp.EQ, os.getpid()))
         else:
-            f.add_rule(pyseccomp.ALLOW, name)
+            f.add_rule(pyseccomp.ALLOW, _NUMBERS.get(name, name))
     return f
 
 

@@ -24,6 +24,7 @@ from gofer import confine, devices, linux, mounts, protocol
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _SOCKADDR_UN_SIZE = 110  # sa_family + sun_path[108]
+_XATTR_ARGS = struct.Struct("QII")  # struct xattr_args: value pointer, size, flags
 _RESOLVE = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS
 # open(2) ignores unknown flag bits, openat2(2) refuses them: keep only real ones.
 _OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND
@@ -518,6 +519,45 @@ class Gofer:
         finally:
             os.close(wfd)
         return 0, None
+
+    def op_xattr(self, path: bytes, follow: bool, action: str, name: bytes = b"",
+                 value: bytes = b"", size: int = 0, flags: int = 0):
+        """getxattr, setxattr, listxattr and removexattr (and their l* forms) of path,
+        as the caller, through the *xattrat calls (Linux 6.13) from its parent directory,
+        looked up in the container tree (they take no O_PATH descriptor of the file)."""
+        parent, last = self._parent(path)
+        at = (0 if follow else linux.AT_SYMLINK_NOFOLLOW)
+        try:
+            st = os.stat(last, dir_fd=parent, follow_symlinks=follow)
+            if st.st_dev in self.proc_devs:  # procfs keeps no extended attributes
+                if action == "list":
+                    return (b"" if size else 0), None
+                if action in ("set", "remove") and not os.access(
+                        last, os.W_OK, dir_fd=parent, effective_ids=True,
+                        follow_symlinks=follow):
+                    raise OSError(errno.EACCES, "not writable in /proc")
+                raise OSError(errno.EOPNOTSUPP, "no extended attributes in /proc")
+            if action in ("get", "set"):
+                data = ctypes.create_string_buffer(value if action == "set" else size)
+                length = len(value) if action == "set" else size
+                args = _XATTR_ARGS.pack(ctypes.addressof(data) if length else 0, length,
+                                        flags if action == "set" else 0)
+                nr = linux.NR_GETXATTRAT if action == "get" else linux.NR_SETXATTRAT
+                n = linux.syscall(nr, parent, last, at, name,
+                                  ctypes.create_string_buffer(args, len(args)), len(args))
+                if action == "set":
+                    return 0, None
+                return (data.raw[:n] if size else n), None
+            if action == "list":
+                buf = ctypes.create_string_buffer(size) if size else None
+                n = linux.syscall(linux.NR_LISTXATTRAT, parent, last, at, buf, size)
+                return (buf.raw[:n] if buf else n), None
+            if action == "remove":
+                linux.syscall(linux.NR_REMOVEXATTRAT, parent, last, at, name)
+                return 0, None
+            raise OSError(errno.EINVAL, "unknown xattr action")
+        finally:
+            os.close(parent)
 
     def op_bind(self, addr: bytes, cwd: bytes):
         """The workload's AF_UNIX socket (sent with the request) bound to the path in

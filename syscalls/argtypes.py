@@ -17,6 +17,8 @@ ARG_TYPES: dict[str, str] = {
     "readlink": "ppi", "readlinkat": "ippi",
     "chdir": "p", "fchdir": "u",
     "bind": "ipi",
+    "getxattr": "pppl", "lgetxattr": "pppl", "setxattr": "pppli", "lsetxattr": "pppli",
+    "listxattr": "ppl", "llistxattr": "ppl", "removexattr": "pp", "lremovexattr": "pp",
     "mkdir": "pm", "mkdirat": "ipm",
     "unlink": "p", "unlinkat": "ipi", "rmdir": "p",
     "rename": "pp", "renameat": "ipip", "renameat2": "ipipu",

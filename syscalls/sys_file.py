@@ -347,6 +347,92 @@ def statfs(ctx: SyscallContext) -> None:
     ctx.reply(0)
 
 
+# -- extended attributes ---------------------------------------------------------
+_XATTR_NAME_MAX, _XATTR_SIZE_MAX = 255, 65536
+
+
+def _xattr_name(ctx: SyscallContext, addr: int) -> bytes:
+    try:
+        name = ctx.read_cstring(addr, _XATTR_NAME_MAX + 1)
+    except OSError as e:
+        raise OSError(errno.ERANGE if e.errno == errno.ENAMETOOLONG else e.errno,
+                      "xattr name") from None
+    if not name:
+        raise OSError(errno.ERANGE, "empty xattr name")
+    return name
+
+
+def _getxattr(ctx: SyscallContext, follow: bool) -> None:
+    name = _xattr_name(ctx, ctx.args[1])
+    size = min(ctx.args[3], _XATTR_SIZE_MAX)
+    value, _ = _gofer(ctx, "xattr", path=at(ctx, AT_FDCWD, ctx.args[0]), follow=follow,
+                      action="get", name=name, size=size)
+    if isinstance(value, bytes):
+        ctx.write(ctx.args[2], value)
+        value = len(value)
+    ctx.reply(value)
+
+
+def _setxattr(ctx: SyscallContext, follow: bool) -> None:
+    name = _xattr_name(ctx, ctx.args[1])
+    size, flags = ctx.args[3], ctx.args[4]
+    if size > _XATTR_SIZE_MAX:
+        raise OSError(errno.E2BIG, "xattr value too large")
+    value = ctx.read(ctx.args[2], size) if size else b""
+    _gofer(ctx, "xattr", path=at(ctx, AT_FDCWD, ctx.args[0]), follow=follow, action="set",
+           name=name, value=value, flags=flags)
+    ctx.reply(0)
+
+
+def _listxattr(ctx: SyscallContext, follow: bool) -> None:
+    size = min(ctx.args[2], _XATTR_SIZE_MAX)
+    names, _ = _gofer(ctx, "xattr", path=at(ctx, AT_FDCWD, ctx.args[0]), follow=follow,
+                      action="list", size=size)
+    if isinstance(names, bytes):
+        ctx.write(ctx.args[1], names)
+        names = len(names)
+    ctx.reply(names)
+
+
+def _removexattr(ctx: SyscallContext, follow: bool) -> None:
+    name = _xattr_name(ctx, ctx.args[1])
+    _gofer(ctx, "xattr", path=at(ctx, AT_FDCWD, ctx.args[0]), follow=follow,
+           action="remove", name=name)
+    ctx.reply(0)
+
+
+def getxattr(ctx: SyscallContext) -> None:
+    _getxattr(ctx, True)
+
+
+def lgetxattr(ctx: SyscallContext) -> None:
+    _getxattr(ctx, False)
+
+
+def setxattr(ctx: SyscallContext) -> None:
+    _setxattr(ctx, True)
+
+
+def lsetxattr(ctx: SyscallContext) -> None:
+    _setxattr(ctx, False)
+
+
+def listxattr(ctx: SyscallContext) -> None:
+    _listxattr(ctx, True)
+
+
+def llistxattr(ctx: SyscallContext) -> None:
+    _listxattr(ctx, False)
+
+
+def removexattr(ctx: SyscallContext) -> None:
+    _removexattr(ctx, True)
+
+
+def lremovexattr(ctx: SyscallContext) -> None:
+    _removexattr(ctx, False)
+
+
 # -- access -------------------------------------------------------------------
 def _access(ctx: SyscallContext, dirfd: int, addr: int, mode: int, flags: int) -> None:
     creds = ctx.creds()

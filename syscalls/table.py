@@ -131,6 +131,8 @@ EMULATE: dict[str, Callable] = {
     "truncate": sys_file.truncate,
     "mknod": sys_file.mknod, "mknodat": sys_file.mknodat,
     "statfs": sys_file.statfs,
+    **{name: getattr(sys_file, name) for name in """getxattr lgetxattr setxattr lsetxattr
+        listxattr llistxattr removexattr lremovexattr""".split()},
     "execve": sys_process.execve, "execveat": sys_process.execveat,
     "chdir": sys_process.chdir,
     "bind": sys_socket.bind,  # AF_UNIX paths: the socket file is made by the gofer
@@ -152,9 +154,6 @@ DENY: dict[str, int] = {
     **dict.fromkeys("""uselib ustat sysfs get_kernel_syms query_module getpmsg putpmsg
         afs_syscall tuxcall security vserver epoll_ctl_old epoll_wait_old io_uring_setup
         io_uring_enter io_uring_register clone3""".split(), errno.ENOSYS),
-    # Path-based calls not yet routed through the gofer: refused rather than run natively.
-    **dict.fromkeys("""setxattr lsetxattr getxattr lgetxattr listxattr llistxattr
-        removexattr lremovexattr""".split(), errno.ENOTSUP),
     "name_to_handle_at": errno.EOPNOTSUPP,
 }
 

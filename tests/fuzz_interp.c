@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -220,6 +221,15 @@ static void run(char *line) {
         new_fd(op, open(link, flag_names(ARG(2)) | O_NONBLOCK));
     }
     else if (!strcmp(op, "mknod")) result(op, mknod(ARG(1), (mode_t)flag_names(ARG(2)), 0));
+    else if (!strcmp(op, "setxattr")) result(op, setxattr(ARG(1), ARG(2), ARG(3), strlen(ARG(3)), (int)NUM(4)));
+    else if (!strcmp(op, "getxattr")) print_data(op, buf, getxattr(ARG(1), ARG(2), buf, 64));
+    else if (!strcmp(op, "lgetxattr")) print_data(op, buf, lgetxattr(ARG(1), ARG(2), buf, 64));
+    else if (!strcmp(op, "getxattr_size")) result(op, getxattr(ARG(1), ARG(2), NULL, 0));
+    else if (!strcmp(op, "removexattr")) result(op, removexattr(ARG(1), ARG(2)));
+    else if (!strcmp(op, "listxattr")) {  /* the names, NULs shown as '.' */
+        long n = listxattr(ARG(1), buf, sizeof buf);
+        print_data(op, buf, n);
+    }
     else if (!strcmp(op, "iwatch")) {  /* iwatch PATH: a watch in the example's inotify */
         static int ino = -1;
         if (ino < 0) ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);

@@ -149,6 +149,7 @@ LINK_TARGETS = st.sampled_from(["a", "b", "d", "l", "d/a", "missing", "e/f", "d/
                                 "./a"])
 UNIX_PATHS = st.one_of(PATHS, st.sampled_from(["u", "d/u", "/tmp/u"]))
 SOCK_TYPES = st.sampled_from(["stream", "dgram"])
+XATTR_NAMES = st.sampled_from(["user.a", "user.b", "trusted.x", "security.x", "bogus.x"])
 SLOTS = st.sampled_from(["s0", "s1", "s2", "s3"])
 MODES = st.sampled_from(["0", "0644", "0755", "0600", "0777", "04755", "01777", "0444"])
 TEXT = st.sampled_from(["x", "hello", "0123456789"])
@@ -234,6 +235,10 @@ OPS = st.one_of(
     _op("mkfifo", st.sampled_from(["p", "d/p"]), MODES),
     _op("ubind", UNIX_PATHS, SOCK_TYPES), _op("uconnect", UNIX_PATHS, SOCK_TYPES),
     _op("iwatch", PATHS),
+    _op("setxattr", PATHS, XATTR_NAMES, TEXT, st.sampled_from(["0", "1", "2"])),
+    _op("getxattr", PATHS, XATTR_NAMES), _op("lgetxattr", PATHS, XATTR_NAMES),
+    _op("getxattr_size", PATHS, XATTR_NAMES), _op("listxattr", PATHS),
+    _op("removexattr", PATHS, XATTR_NAMES),
     _op("open_nb", st.sampled_from(["p", "d/p"]), ACCESS),
     _op("stat", st.sampled_from(["p", "d/p"])), _op("unlink", st.sampled_from(["p", "d/p"])),
     # Changes under /proc.
@@ -415,3 +420,18 @@ def test_inotify_sees_the_sandboxs_changes(interpreters):
         "mkdir d 0755", "iwatch d", "creat d/a 0644", "write s0 hi", "chmod d/a 0600",
         "rename d/a d/b", "unlink d/b", "iwatch .", "iwatch missing", "creat x 0", "iwatch x",
         "mkdir d/e 0", "chmod d 0", "iwatch d/e", "iwatch /proc/self/status", "iwatch ."])
+
+
+def test_extended_attributes(interpreters):
+    """setxattr/getxattr/listxattr/removexattr and their l* forms, through the gofer (the
+    *xattrat calls on the looked-up file), as under runc."""
+    assert_same(interpreters, [
+        "creat a 0644", "setxattr a user.a hello 0", "getxattr a user.a",
+        "getxattr_size a user.a",
+        "setxattr a user.a x 1", "setxattr a user.b x 2", "setxattr a user.b yy 0",
+        "listxattr a", "symlink a l", "getxattr l user.b", "lgetxattr l user.b",
+        "removexattr a user.a", "removexattr a user.a", "getxattr a user.a", "listxattr a",
+        "setxattr a trusted.x v 0", "setxattr a bogus.x v 0", "getxattr missing user.a",
+        "chmod a 0400", "setxattr a user.c v 0", "mkdir d 0755", "setxattr d user.a v 0",
+        "getxattr d user.a", "setxattr /proc/self/status user.a v 0",
+        "getxattr /proc/self/status user.a", "listxattr /proc/self/status"])
