@@ -44,6 +44,7 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
+#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -850,6 +851,27 @@ static void unix_bind_escape(void) {
     verdict(0, "binds toward the host path: %s", results);
 }
 
+/* Extended attributes are answered by the gofer: a host file reached by any route
+ * would answer ENODATA (it has none) or a value, never ENOENT. */
+static void xattr_escape(void) {
+    const char *secret = env("HOST_SECRET");
+    symlink("/", "/tmp/xaroot");
+    symlink("../../../../../..", "/tmp/xaup");
+    const char *p[] = {"", "/../../..", "/tmp/xaroot", "/tmp/xaup", "/proc/self/root",
+                       "/proc/1/cwd/../../.."};
+    char path[4096], value[64], results[1024] = "";
+    int reached = 0;
+    for (int i = 0; i < 6; i++) {
+        snprintf(path, sizeof path, "%s%s", p[i], secret);
+        ssize_t r = getxattr(path, "user.x", value, sizeof value);
+        int r2 = setxattr(path, "user.evil", "1", 1, 0);
+        reached |= r >= 0 || errno == ENODATA || r2 == 0;
+        size_t len = strlen(results);
+        snprintf(results + len, sizeof results - len, "%s%s/%s", i ? " " : "", res(r), res(r2));
+    }
+    verdict(reached, "getxattr/setxattr toward the host secret: %s", results);
+}
+
 static void escape_dirfd_dotdot(void) {
     const char *secret = env("HOST_SECRET");
     int root = open("/", O_RDONLY | O_DIRECTORY);
@@ -1508,7 +1530,7 @@ static const struct attack attacks[] = {
     A(race_chdir_proc_self, 8), A(race_execve_proc_self_exe, 10),
     A(race_fchdir_dup2, 8), A(race_symlink_swap, 8), A(race_dotdot_rename, 8),
     A(escape_dotdot, 5), A(escape_proc_links, 5), A(escape_abs_symlink, 5),
-    A(escape_dirfd_dotdot, 5), A(unix_bind_escape, 5), A(chroot_escape, 5), A(read_host_proc, 5),
+    A(escape_dirfd_dotdot, 5), A(unix_bind_escape, 5), A(xattr_escape, 5), A(chroot_escape, 5), A(read_host_proc, 5),
     A(leak_pidfd_fdinfo, 5), A(leak_status_pids, 5), A(leak_mount_paths, 5),
     A(leak_mount_dev, 5), A(leak_stat_dev, 5), A(leak_boottime, 5), A(leak_host_uptime, 5),
     A(leak_kernel_release, 5), A(leak_proc_host_paths, 10), A(leak_cgroup_path, 5),
