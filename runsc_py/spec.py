@@ -376,9 +376,29 @@ def _optional_int(obj: dict, key: str, where: str) -> int | None:
     return None if value is None else _expect(value, int, f"{where}.{key}")
 
 
+def _block_io(bio: dict, out: cgroup.Resources) -> None:
+    """linux.resources.blockIO: weight and the four throttles (per device)."""
+    where = "linux.resources.blockIO"
+    out.blkio_weight = _optional_int(bio, "weight", where) or None  # 0: unset (Docker)
+    if out.blkio_weight is not None and not 10 <= out.blkio_weight <= 1000:
+        raise UserError(f"config.json: {where}.weight: {out.blkio_weight} is not in 10-1000")
+    if bio.get("leafWeight") or bio.get("weightDevice"):
+        out.unsupported.append(f"{where}.leafWeight/weightDevice")
+    for key, kind in (("throttleReadBpsDevice", "read_bps"),
+                      ("throttleWriteBpsDevice", "write_bps"),
+                      ("throttleReadIOPSDevice", "read_iops"),
+                      ("throttleWriteIOPSDevice", "write_iops")):
+        for i, d in enumerate(_list_or_absent(bio, key, f"{where}.{key}")):
+            at = f"{where}.{key}[{i}]"
+            _expect(d, dict, at)
+            values = [_optional_int(d, k, at) for k in ("major", "minor", "rate")]
+            if None in values or min(values) < 0:
+                raise UserError(f"config.json: {at}: major, minor and rate are needed")
+            out.blkio_throttle.setdefault(kind, []).append(values)
+
+
 def parse_resources(res: dict) -> cgroup.Resources:
-    """linux.resources: memory, cpu and pids (devices: _device_rules; blockIO, ... are
-    not enforced)."""
+    """linux.resources: memory, cpu, pids and block I/O (devices: _device_rules)."""
     where = "linux.resources"
     memory = _expect(res.get("memory") or {}, dict, where + ".memory")
     cpu = _expect(res.get("cpu") or {}, dict, where + ".cpu")
@@ -391,7 +411,25 @@ def parse_resources(res: dict) -> cgroup.Resources:
         cpu_shares=_optional_int(cpu, "shares", where + ".cpu"),
         cpus=_expect(cpu.get("cpus") or "", str, where + ".cpu.cpus") or None,
         mems=_expect(cpu.get("mems") or "", str, where + ".cpu.mems") or None,
-        pids_limit=_optional_int(pids, "limit", where + ".pids"))
+        pids_limit=_optional_int(pids, "limit", where + ".pids"),
+        memory_reservation=_optional_int(memory, "reservation", where + ".memory"),
+        memory_swappiness=_optional_int(memory, "swappiness", where + ".memory"),
+        disable_oom_killer=_expect(memory.get("disableOOMKiller", False), bool,
+                                   where + ".memory.disableOOMKiller"))
+    _block_io(_expect(res.get("blockIO") or {}, dict, where + ".blockIO"), out)
+    # What runsc-py cannot apply on any host here: a warning at create, as runc gives.
+    for key, name in (("kernel", "memory.kernel"), ("kernelTCP", "memory.kernelTCP")):
+        if memory.get(key) is not None:
+            out.unsupported.append(f"{where}.{name}")
+    for key in ("realtimeRuntime", "realtimePeriod"):
+        if cpu.get(key) is not None:
+            out.unsupported.append(f"{where}.cpu.{key}")
+    for key in ("hugepageLimits", "network", "rdma"):
+        if res.get(key):
+            out.unsupported.append(f"{where}.{key}")
+    if out.memory_swappiness is not None and not 0 <= out.memory_swappiness <= 100:
+        raise UserError(f"config.json: {where}.memory.swappiness: "
+                        f"{out.memory_swappiness} is not in 0-100")
     if out.memory_limit is not None and 0 <= out.memory_limit < 4 * 1024 * 1024:
         raise UserError(f"config.json: {where}.memory.limit: at least 4 MiB is needed")
     if out.cpus:

@@ -15,16 +15,18 @@ sentry still answers; on v2 there is one cgroup and pause freezes the sandbox to
 from __future__ import annotations
 
 import errno
+import logging
 import math
 import os
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gofer import linux
 
+log = logging.getLogger("runsc-py.cgroup")
 CGROUP_ROOT = "/sys/fs/cgroup"
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer")
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "blkio")
 # The smallest memory limit a sandbox is created with. The sentry, gofer and watchdog
 # charge about 20 MiB to the cgroup (README: Kubernetes); measured, create fails at 20 MiB
 # and a shell runs at 24. Below the line the sentry would be OOM-killed half-way, or, with
@@ -47,6 +49,13 @@ class Resources:
     cpus: str | None = None
     mems: str | None = None
     pids_limit: int | None = None
+    memory_reservation: int | None = None  # soft limit (v2: memory.low)
+    memory_swappiness: int | None = None  # 0-100 (v1 only)
+    disable_oom_killer: bool = False  # v1 only
+    blkio_weight: int | None = None  # 10-1000
+    # (major, minor, rate) per kind: read_bps, write_bps, read_iops, write_iops
+    blkio_throttle: dict[str, list] = field(default_factory=dict)
+    unsupported: list[str] = field(default_factory=list)  # spec fields this cannot apply
 
 
 def parse_cpu_list(text: str) -> list[int]:
@@ -218,6 +227,7 @@ class Cgroup:
                 self._write(cpu, "cpu.cfs_quota_us", str(res.cpu_quota or -1))
             if res.cpu_shares:
                 self._write(cpu, "cpu.shares", str(res.cpu_shares))
+        self._apply_more(res)
         if res.cpus:
             self._write(cpuset, "cpuset.cpus", res.cpus)
         if res.mems:
@@ -225,6 +235,45 @@ class Cgroup:
         if res.pids_limit is not None:
             self.pids_limit = res.pids_limit if res.pids_limit > 0 else None
             self._write_pids_max(pids)
+
+    def _apply_more(self, res: Resources) -> None:
+        """Memory reservation, swappiness and the OOM killer, block I/O: what the host's
+        cgroups have; a warning (the log) for the rest, as runc warns."""
+        warn = [f"{name} is not applied (not supported)" for name in res.unsupported]
+        if self.v2:
+            if res.memory_reservation is not None:
+                self._write("", "memory.low", _v2_max(res.memory_reservation))
+            if res.memory_swappiness is not None:
+                warn.append("memory.swappiness has no cgroup v2 setting: not applied")
+            if res.disable_oom_killer:
+                warn.append("memory.disableOOMKiller has no cgroup v2 setting: not applied")
+            if res.blkio_weight is not None:
+                self._write("", "io.weight", f"default {res.blkio_weight}")
+            keys = {"read_bps": "rbps", "write_bps": "wbps", "read_iops": "riops",
+                    "write_iops": "wiops"}
+            for kind, devices in res.blkio_throttle.items():
+                for major, minor, rate in devices:
+                    self._write("", "io.max", f"{major}:{minor} {keys[kind]}={rate}")
+        else:
+            if res.memory_reservation is not None:
+                self._write("memory", "memory.soft_limit_in_bytes",
+                            str(res.memory_reservation))
+            if res.memory_swappiness is not None:
+                self._write("memory", "memory.swappiness", str(res.memory_swappiness))
+            if res.disable_oom_killer:
+                self._write("memory", "memory.oom_control", "1")
+            if res.blkio_weight is not None:
+                if self._read("blkio", "blkio.weight") is None:
+                    warn.append("blockIO.weight: the host's blkio controller has no weight "
+                                "(no CFQ/BFQ): not applied")
+                else:
+                    self._write("blkio", "blkio.weight", str(res.blkio_weight))
+            for kind, devices in res.blkio_throttle.items():
+                for major, minor, rate in devices:
+                    self._write("blkio", f"blkio.throttle.{kind}_device",
+                                f"{major}:{minor} {rate}")
+        for line in warn:
+            log.warning("%s", line)
 
     def _write_pids_max(self, pids: str) -> None:
         if self.pids_limit is None:

@@ -209,3 +209,66 @@ def test_namespaces_left_out_are_the_runtimes_as_under_runc(runsc, runc, make_bu
             assert seen == host, (rt, seen, host)
         finally:
             subprocess.run([*cmd, "delete", "--force", cid], capture_output=True)
+
+
+_CGROUP_FILES = (("memory", "memory.soft_limit_in_bytes"), ("memory", "memory.swappiness"),
+                 ("memory", "memory.oom_control"), ("blkio", "blkio.throttle.read_bps_device"),
+                 ("blkio", "blkio.throttle.write_iops_device"))
+
+
+def _root_disk() -> tuple[int, int]:
+    """A whole block device of the host (throttles name devices)."""
+    for name in sorted(os.listdir("/sys/block")):
+        if not name.startswith(("loop", "ram", "zram")):
+            major, minor = open(f"/sys/block/{name}/dev").read().split(":")
+            return int(major), int(minor)
+    raise AssertionError("no block device on this host")
+
+
+def test_more_cgroup_resources_as_runc(runsc, make_bundle, tmp_path):
+    """Memory reservation, swappiness, the OOM killer switch and block I/O throttles land
+    in the container's cgroup files as runc writes them (cgroup v1 here)."""
+    major, minor = _root_disk()
+    bundle = make_bundle("sleep", "30")
+    bundle.spec["linux"]["resources"].update({
+        "memory": {"limit": 256 << 20, "reservation": 64 << 20, "swappiness": 10,
+                   "disableOOMKiller": True},
+        "blockIO": {"throttleReadBpsDevice": [{"major": major, "minor": minor,
+                                               "rate": 1048576}],
+                    "throttleWriteIOPSDevice": [{"major": major, "minor": minor,
+                                                 "rate": 100}]},
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]})
+    seen = {}
+    for name in ("runsc-py", "runc"):
+        cid = f"res-{name}-{os.urandom(3).hex()}"
+        bundle.spec["linux"]["cgroupsPath"] = f"/rpy-res/{cid}"
+        bundle.write()
+        cmd = (runsc.cmd("--log", str(tmp_path / "log")) if name == "runsc-py"
+               else ["runc", "--root", str(tmp_path / "runc")])
+        with tempfile.TemporaryFile() as err:
+            r = subprocess.run([*cmd, "create", "--bundle", str(bundle.path), cid],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=err, timeout=60)
+            err.seek(0)
+            message = err.read().decode()
+        try:
+            if name == "runc" and r.returncode != 0 and "hugetlb" in message:
+                # runc refuses what the host lacks; without hugepages it agrees on the rest
+                bundle.spec["linux"]["resources"].pop("hugepageLimits")
+                bundle.write()
+                r = subprocess.run([*cmd, "create", "--bundle", str(bundle.path), cid],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, timeout=60)
+            assert r.returncode == 0, (name, message)
+            seen[name] = {f: open(f"/sys/fs/cgroup/{c}/rpy-res/{cid}/{f}").read()
+                          for c, f in _CGROUP_FILES}
+        finally:
+            subprocess.run([*cmd, "delete", "--force", cid], capture_output=True)
+    for c in ("memory", "blkio"):
+        try:
+            os.rmdir(f"/sys/fs/cgroup/{c}/rpy-res")
+        except OSError:
+            pass
+    assert seen["runsc-py"] == seen["runc"]
+    assert "oom_kill_disable 1" in seen["runc"]["memory.oom_control"]
+    assert "hugepageLimits is not applied" in (tmp_path / "log").read_text()
