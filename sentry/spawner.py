@@ -148,13 +148,8 @@ def _serve(sock: socket.socket, cfg: SandboxConfig, cgroup: Cgroup, gofer_pid: i
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != sentry_pid:
         return
-    keep = {sock.fileno()}
-    for fd in (int(n) for n in os.listdir("/proc/self/fd")):
-        if fd > 2 and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    os.closerange(3, sock.fileno())  # nothing of the sentry's but this socket
+    os.closerange(sock.fileno() + 1, 1 << 16)
     # Every process forked from here on is in the sandbox's PID namespace (the first is
     # its init, pid 1) and its time namespace.
     try:
@@ -201,13 +196,14 @@ class _Server:
             return False
         try:
             req = json.loads(data)
-            if req.get("op") == "spawn":
-                reply = self._spawn(req, fds)
-            elif req.get("op") == "signal":
-                self._signal(int(req["pid"]), int(req["signal"]))
+            op = req.get("op") if isinstance(req, dict) else None
+            if op == "signal":  # never answered: the sentry does not wait for one
+                try:
+                    self._signal(int(req["pid"]), int(req["signal"]))
+                except (KeyError, TypeError, ValueError):
+                    pass
                 return True
-            else:
-                reply = {"error": "unknown request"}
+            reply = self._spawn(req, fds) if op == "spawn" else {"error": "unknown request"}
         except (ValueError, KeyError, TypeError) as e:
             reply = {"error": f"malformed request: {e}"}
         finally:
@@ -224,9 +220,10 @@ class _Server:
         expected = 1 + init + 3 * bool(req["stdio"])
         if len(fds) != expected:
             return {"error": "spawn request with the wrong descriptors"}
+        # fds stay the request's (closed by _request once the child has its copies).
         child_sock = socket.socket(fileno=os.dup(fds[0]))
-        start_r = os.dup(fds[1]) if init else None
-        stdio = [os.dup(fd) for fd in fds[1 + init:]] or None
+        start_r = fds[1] if init else None
+        stdio = fds[1 + init:] or None
         ns_fds: dict[int, int] = {}
         try:
             if init:
@@ -267,8 +264,7 @@ class _Server:
             return {"error": f"starting the process: {e.strerror}"}
         finally:
             child_sock.close()
-            for fd in [*ns_fds.values(), *([start_r] if start_r is not None else []),
-                       *(stdio or [])]:
+            for fd in ns_fds.values():
                 os.close(fd)
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = pid
