@@ -295,7 +295,8 @@ class Sentry:
         self.kernel = Kernel(gofer=self.gofer, hostname=cfg.hostname,
                              domainname=cfg.domainname or "(none)", cgroup=self.cgroup,
                              gofer_pid=self.gofer_pid, boot_offset=self.spawner.boot_offset,
-                             release=cfg.kernel_release)
+                             release=cfg.kernel_release,
+                             signal_thread=self.spawner.signal_thread)
         synthetic_fds = {p: self.gofer.call("synthetic_root", None, path=p.encode())[1]
                          for p in synthetic if p in ("/proc", "/sys")}
         stdio = self._terminal(cfg.process, cfg.console_socket)

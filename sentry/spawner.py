@@ -10,13 +10,17 @@ cgroup, sends them the signals the sentry forwards and reports how they ended.
 
 It trusts the sentry no more than it must: the init's process comes from the spawner's own
 copy of the configuration, an exec'd process gets no capability outside the init's
-bounding set, and a signal goes only to a process it spawned and has not reaped.
+bounding set, and a signal goes only to a process it spawned and has not reaped, or to a
+thread it finds in the sandbox's own PID namespace.
 
 Messages are JSON, one per SOCK_SEQPACKET packet, descriptors alongside:
   sentry -> spawner  {"op": "spawn", "init": bool, "process": ..., "exe": ...}
                        fds: the child's end of its socket pair, then the start pipe's
                        read end (init only), then stdin, stdout, stderr (if given)
                      {"op": "signal", "pid": pid, "signal": n}
+                     {"op": "signal_thread", "tid": tid, "signal": n}  (a thread of the
+                       sandbox's PID namespace, by host TID: what Linux sends the caller
+                       itself, such as SIGXFSZ from an emulated truncate)
   spawner -> sentry  {"boot_offset": seconds} once, {"pid": pid} or {"error": text}
                      per spawn, {"exited": pid, "code": code} when a child ends
 """
@@ -35,6 +39,7 @@ from sentry.cgroup import Cgroup, CgroupError
 from sentry.config import ProcessConfig, SandboxConfig
 
 _MAX_MESSAGE = 1 << 20
+_PIDFD_THREAD = os.O_EXCL  # Linux 6.9+: a pidfd for one thread, signals to that thread
 
 
 def exit_code(status: int) -> int:
@@ -125,6 +130,11 @@ class Spawner:
         """Send sig to a workload process the spawner started (nothing if it ended)."""
         self.sock.send(json.dumps({"op": "signal", "pid": pid, "signal": sig}).encode())
 
+    def signal_thread(self, tid: int, sig: int) -> None:
+        """Send sig to one thread of the sandbox, named by its host TID (nothing if it is
+        gone or not the sandbox's)."""
+        self.sock.send(json.dumps({"op": "signal_thread", "tid": tid, "signal": sig}).encode())
+
     def readable(self) -> None:
         """Read what the spawner sent (exits) into self.exits."""
         msg = self._receive()
@@ -175,6 +185,7 @@ class _Server:
         self.pidfds: dict[int, int] = {}  # pid -> pidfd
         self.poller = select.poll()
         self.poller.register(sock.fileno(), select.POLLIN)
+        self.sandbox_pidns = ""  # its /proc/PID/ns/pid link, once the init exists
 
     def loop(self) -> None:
         while True:
@@ -197,9 +208,12 @@ class _Server:
         try:
             req = json.loads(data)
             op = req.get("op") if isinstance(req, dict) else None
-            if op == "signal":  # never answered: the sentry does not wait for one
+            if op in ("signal", "signal_thread"):  # never answered: the sentry does not wait
                 try:
-                    self._signal(int(req["pid"]), int(req["signal"]))
+                    if op == "signal":
+                        self._signal(int(req["pid"]), int(req["signal"]))
+                    else:
+                        self._signal_thread(int(req["tid"]), int(req["signal"]))
                 except (KeyError, TypeError, ValueError):
                     pass
                 return True
@@ -272,6 +286,7 @@ class _Server:
         self.poller.register(pidfd, select.POLLIN)
         if init:
             self.init_pid = pid
+            self.sandbox_pidns = os.readlink(f"/proc/{pid}/ns/pid")
             release_stdio()  # the init had the caller's stdio from here, if it had no other
         try:
             self.cgroup.add(pid)  # before it can run anything of the workload's
@@ -287,6 +302,24 @@ class _Server:
                 signal.pidfd_send_signal(pidfd, sig)
             except OSError:
                 pass  # exited, not yet reaped
+
+    def _signal_thread(self, tid: int, sig: int) -> None:
+        if not (0 < tid and 0 < sig < signal.NSIG and self.sandbox_pidns):
+            return
+        try:
+            pidfd = os.pidfd_open(tid, _PIDFD_THREAD)
+        except OSError:
+            return  # gone
+        try:
+            # The pidfd names one task for good; if that task was gone and its TID reused
+            # by the time /proc is read, the signal below finds nobody (ESRCH).
+            if os.readlink(f"/proc/{tid}/ns/pid") != self.sandbox_pidns:
+                return
+            signal.pidfd_send_signal(pidfd, sig)  # a thread's pidfd: to that thread
+        except OSError:
+            pass
+        finally:
+            os.close(pidfd)
 
     def _reap(self, pidfd: int) -> None:
         pid = self.children.pop(pidfd)

@@ -125,6 +125,23 @@ class SyscallContext(abc.ABC):
         status = self.status()
         return int(status["Uid"].split()[0]), int(status["Gid"].split()[0])
 
+    def file_size_limit(self) -> int | None:
+        """The calling thread's RLIMIT_FSIZE soft limit in bytes (None: unlimited)."""
+        try:
+            fd = os.open(f"/proc/{self.pid}/limits", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                raw = os.read(fd, 8192)
+            finally:
+                os.close(fd)
+        except OSError:
+            raise TargetGone() from None
+        self.validate()
+        for line in raw.splitlines():
+            if line.startswith(b"Max file size"):
+                soft = line[len(b"Max file size"):].split()[0]
+                return None if soft == b"unlimited" else int(soft)
+        return None
+
     def status(self) -> dict[str, str]:
         """The fields of /proc/TID/status this handler asked for, read once per syscall."""
         cached = getattr(self, "_status", None)

@@ -63,6 +63,25 @@ def test_readonly_root_gives_erofs(runsc, runc, make_bundle):
     assert got["open"] == ["EROFS", "3"]
 
 
+def test_truncate_honours_rlimit_fsize(runsc, runc, make_bundle):
+    """truncate(path) past RLIMIT_FSIZE: EFBIG and SIGXFSZ, only when it grows the file,
+    after the permission checks; shrinking or staying below the limit works."""
+    ops = ("probe", "creat", "/f", "644", "truncate", "/f", "10000", "fsize", "4096",
+           "xfsz_catch", "truncate", "/f", "100", "truncate", "/f", "4096",
+           "truncate", "/f", "4097", "xfsz_count", "truncate", "/nonexistent", "99999",
+           "truncate", "/", "99999", "creat", "/g", "644", "truncate", "/g", "5000")
+    bundle = make_bundle(*ops, readonly=False)
+    got = probe_lines(runsc.run(bundle).stdout)
+    assert got == probe_lines(runc(bundle).stdout)
+    assert got["truncate"] == ["0", "0", "0", "EFBIG", "ENOENT", "EISDIR", "EFBIG"]
+    assert got["xfsz_count"] == ["1"]
+    # Unhandled, SIGXFSZ ends the process (its default action; not pid 1, which Linux
+    # shields from signals it does not handle).
+    bundle = make_bundle("sh", "-c", "probe creat /f 644 fsize 10 truncate /f 11; echo $?",
+                         readonly=False)
+    assert runsc.run(bundle).stdout == runc(bundle).stdout == "creat: 3\nfsize: 0\n153\n"
+
+
 def test_tmpfs_mount_is_writable_in_a_readonly_root(runsc, make_bundle):
     bundle = make_bundle("sh", "-c", "echo x > /work/f && cat /work/f", mounts=[TMPFS])
     r = runsc.run(bundle)
