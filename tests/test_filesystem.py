@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from conftest import probe_lines
 
+# Docker's default capabilities (moby's oci/caps/defaults.go).
+DOCKER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+               "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+               "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+
 TMPFS = {"destination": "/work", "type": "tmpfs", "source": "tmpfs",
          "options": ["mode=1777"]}
 
@@ -80,6 +85,24 @@ def test_truncate_honours_rlimit_fsize(runsc, runc, make_bundle):
     bundle = make_bundle("sh", "-c", "probe creat /f 644 fsize 10 truncate /f 11; echo $?",
                          readonly=False)
     assert runsc.run(bundle).stdout == runc(bundle).stdout == "creat: 3\nfsize: 0\n153\n"
+
+
+def test_file_capabilities(runsc, runc, make_bundle):
+    """security.capability (setcap) as under runc: set with CAP_SETFCAP (Docker's default
+    set has it), read back, removed by a write; EPERM for a caller without it."""
+    ops = ("probe", "creat", "/f", "755", "fcap", "/f", "fcap_get", "/f", "fcap", "/nope",
+           "open", "/f", "wronly", "0", "write", "3", "x", "fcap_get", "/f", "fcap", "/f",
+           "setuid", "1000", "fcap", "/f", "fcap_get", "/f")
+    bundle = make_bundle(*ops, readonly=False)
+    caps = bundle.spec["process"]["capabilities"]
+    for kind in ("bounding", "effective", "permitted"):
+        caps[kind] = DOCKER_CAPS
+    bundle.write()
+    got = probe_lines(runsc.run(bundle).stdout)
+    assert got == probe_lines(runc(bundle).stdout)
+    assert got["fcap"] == ["0", "ENOENT", "0", "EPERM"]
+    assert got["fcap_get"] == ["0100000200200000000000000000000000000000", "ENODATA",
+                               "0100000200200000000000000000000000000000"]
 
 
 def test_tmpfs_mount_is_writable_in_a_readonly_root(runsc, make_bundle):
