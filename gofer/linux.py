@@ -139,6 +139,13 @@ def syscall(nr: int, *args: int | bytes | None | ctypes.Array) -> int:
     return _check(_libc.syscall(ctypes.c_long(nr), *conv))
 
 
+def ioctl_value(fd: int, request: int, arg: bytes) -> int:
+    """ioctl(2) with a buffer argument, returning the call's value (fcntl.ioctl returns
+    the buffer instead)."""
+    buf = ctypes.create_string_buffer(arg, len(arg))
+    return _check(_libc.ioctl(ctypes.c_int(fd), ctypes.c_ulong(request), buf))
+
+
 def unshare(flags: int) -> None:
     _check(_libc.unshare(ctypes.c_int(flags)))
 

@@ -35,8 +35,18 @@ def _root(ctx: click.Context) -> str:
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
 @click.option("--debug", is_flag=True, help="Log debug messages.")
 @click.option("--systemd-cgroup", is_flag=True, help="Accepted for runc compatibility.")
-@click.option("--platform", type=click.Choice(["seccomp"]), default="seccomp",
-              help="How syscalls reach the sentry.")
+@click.option("--platform", type=click.Choice(["seccomp", "ptrace"]), default="seccomp",
+              help="How syscalls reach the sentry: seccomp user notification (emulated "
+                   "calls only) or ptrace (every call stops in the sentry).")
+@click.option("--strace", is_flag=True,
+              help="Log every syscall the sentry sees, as strace prints it.")
+@click.option("--strace-syscalls", default="",
+              help="With --strace: only these syscalls (comma-separated names).")
+@click.option("--strace-format", type=click.Choice(["text", "json"]), default="text",
+              help="With --strace: strace's lines, or one JSON object a line.")
+@click.option("--strace-log", default="",
+              help="With --strace: the file it goes to (default: the --log file, else "
+                   "stderr).")
 @click.option("--share-cpu", is_flag=True,
               help="Run workloads on their sentry's CPU: trapped syscalls get faster, "
                    "each sandbox uses one CPU (also annotation dev.runsc-py.share-cpu).")
@@ -48,14 +58,29 @@ def _root(ctx: click.Context) -> str:
               help="Print the version, as runc does.")
 @click.pass_context
 def cli(ctx: click.Context, root: str, log_path: str | None, log_format: str, debug: bool,
-        systemd_cgroup: bool, platform: str, share_cpu: bool,
+        systemd_cgroup: bool, platform: str, strace: bool, strace_syscalls: str,
+        strace_format: str, strace_log: str, share_cpu: bool,
         kernel_version: str | None) -> None:
     """runsc-py: run OCI containers under a Python sentry (a gVisor-style sandbox)."""
     logs.setup(log_path, log_format, debug)
     if kernel_version is not None:
         spec.check_kernel_release(kernel_version, "--kernel-version")
+    names = [n.strip() for n in strace_syscalls.split(",") if n.strip()]
+    if names and not strace:
+        raise UserError("--strace-syscalls needs --strace")
+    unknown = set(names) - _syscall_names() if names else set()
+    if unknown:
+        raise UserError(f"--strace-syscalls: unknown syscall {', '.join(sorted(unknown))}")
     ctx.obj = {"root": os.path.abspath(root), "platform": platform, "share_cpu": share_cpu,
-               "kernel_version": kernel_version}
+               "kernel_version": kernel_version, "strace": names if strace else None,
+               "strace_format": strace_format,
+               "strace_log": os.path.abspath(strace_log) if strace_log else ""}
+
+
+def _syscall_names() -> set[str]:
+    from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
+
+    return set(SYSCALL_NAMES.values())
 
 
 def _print_version(ctx: click.Context) -> None:
@@ -106,6 +131,9 @@ def _create(ctx: click.Context, container_id: str, bundle: str, pid_file: str | 
     cfg = spec.to_sandbox_config(doc, bundle, container_id, container.dir)
     cfg.console_socket = console_socket
     cfg.share_cpu = cfg.share_cpu or ctx.obj["share_cpu"]
+    cfg.platform = ctx.obj["platform"]
+    cfg.strace = ctx.obj["strace"]
+    cfg.strace_format, cfg.strace_log = ctx.obj["strace_format"], ctx.obj["strace_log"]
     if ctx.obj["kernel_version"] and not cfg.kernel_release_set:
         cfg.kernel_release = ctx.obj["kernel_version"]
     container.create_dir()
@@ -519,7 +547,7 @@ def features() -> None:
                   "capabilities": ["CAP_" + c for c in CAPABILITIES],
                   "cgroup": {"v1": True, "v2": True, "systemd": False},
                   "seccomp": {"enabled": True}},
-        "annotations": {"io.github.runsc-py.platform": "seccomp"},
+        "annotations": {"io.github.runsc-py.platform": "seccomp,ptrace"},
     }, indent=2))
 
 

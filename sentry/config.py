@@ -48,5 +48,10 @@ class SandboxConfig:
     sysctl: dict[str, str] = field(default_factory=dict)  # linux.sysctl (namespaced only)
     # network, ipc, uts left out of linux.namespaces: the runtime's own, as under runc
     shared_namespaces: list[str] = field(default_factory=list)
+    platform: str = "seccomp"  # how syscalls reach the sentry: seccomp or ptrace
+    # --strace: None (off), or the syscall names to log (empty: all); where and how
+    strace: list[str] | None = None
+    strace_format: str = "text"
+    strace_log: str = ""  # a file (else the --log file, else stderr)
     kernel_release: str = "4.4.0"  # what uname, /proc/version and osrelease say
     kernel_release_set: bool = False  # by the container's annotation (beats the flag)

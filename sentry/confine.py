@@ -62,6 +62,8 @@ ALLOWED = (
     # the gofer, the spawner and the watchdog, reaped at the end; how a helper died
     "wait4", "waitid",
 )
+# The ptrace platform's tracer: stops, registers, resumption (wait4 is allowed above).
+TRACER_EXTRA = ("ptrace",)
 RULED = ("mmap", "mprotect", "ioctl", "tgkill", "socketpair")
 IOCTLS = (
     platform.NOTIF_RECV, platform.NOTIF_SEND, platform.NOTIF_ID_VALID, platform.NOTIF_ADDFD,
@@ -72,9 +74,11 @@ IOCTLS = (
 )
 
 
-def confine(root_dir: str, visible: list[str], log: TextIO | None) -> None:
+def confine(root_dir: str, visible: list[str], log: TextIO | None,
+            tracer: bool = False) -> None:
     """Confine the calling sentry. root_dir: an empty directory to become its root;
-    visible: host directories (the container's cgroup) bound at the same paths inside."""
+    visible: host directories (the container's cgroup) bound at the same paths inside;
+    tracer: it is the workload's tracer (the ptrace platform), so ptrace(2) is allowed."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # dying of SIGSYS dumps no core
     linux.prctl(_PR_SET_DUMPABLE, 0)
     _empty_root(root_dir, visible)
@@ -83,7 +87,7 @@ def confine(root_dir: str, visible: list[str], log: TextIO | None) -> None:
     # chain=True: after the stack is written the default action (death) follows at once.
     faulthandler.register(signal.SIGSYS, file=log or sys.stderr, all_threads=True,
                           chain=True)
-    build_filter(os.getpid()).load()
+    build_filter(os.getpid(), TRACER_EXTRA if tracer else ()).load()
 
 
 def _empty_root(root_dir: str, visible: list[str]) -> None:
@@ -119,11 +123,11 @@ def _drop_capabilities(keep: set[int]) -> None:
     linux.capset(mask, mask, 0)
 
 
-def build_filter(own_pid: int) -> pyseccomp.SyscallFilter:
+def build_filter(own_pid: int, extra: tuple[str, ...] = ()) -> pyseccomp.SyscallFilter:
     """The sentry's allowlist: everything else traps (see confine)."""
     f = pyseccomp.SyscallFilter(pyseccomp.TRAP)
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.KILL_PROCESS)
-    for name in ALLOWED:
+    for name in ALLOWED + extra:
         f.add_rule(pyseccomp.ALLOW, name)
     # Signals only to itself (faulthandler's raise, Python's own): the spawner signals
     # the workload for it.

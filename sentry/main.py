@@ -25,9 +25,11 @@ from sentry import confine, console, watchdog, workload
 from sentry.cgroup import Cgroup, CgroupError, Resources, parse_cpu_list
 from sentry.config import ProcessConfig, SandboxConfig
 from sentry.kernel import Kernel
+from sentry.platform.ptrace import PtracePlatform
 from sentry.platform.seccomp import SeccompPlatform
 from sentry.procfs import ProcFS
 from sentry.spawner import Spawner, SpawnerGone, SpawnError, process_from_wire, release_stdio
+from sentry.strace import Strace
 
 log = logging.getLogger("runsc-py.sentry")
 CONTROL_SOCKET = "control.sock"
@@ -151,6 +153,8 @@ class Sentry:
         self.epoll = select.epoll()
         self.handlers: dict[int, object] = {}  # fd -> callable(events)
         self.exec_waiters: dict[int, socket.socket] = {}  # pid -> its proxy's connection
+        self.tracer: Strace | None = None  # --strace
+        self.ptrace: PtracePlatform | None = None  # the tracer, under --platform=ptrace
 
     # -- creation --------------------------------------------------------------
     def _spawn_gofer(self) -> tuple[GoferClient, list[str]]:
@@ -208,7 +212,21 @@ class Sentry:
             sock.close()
             raise SetupError(str(e)) from None
         try:
+            if self.ptrace is not None:
+                # Traced before it loads its filter; from then on its own calls stop here.
+                msg = sock.recv(4096)
+                if msg != b"attach":
+                    raise SetupError(msg.decode(errors="replace").removeprefix("error:") or
+                                     "the process failed to start in the sandbox")
+                try:
+                    self.ptrace.attach(pid)
+                except OSError as e:
+                    raise SetupError(f"tracing the process: {e.strerror}") from None
+                sock.send(b"go")
+                self.ptrace.wait_readable(sock.fileno())
             msg, fds, _, _ = socket.recv_fds(sock, 4096, 1, socket.MSG_CMSG_CLOEXEC)
+            if self.ptrace is not None and msg == b"ok" and fds:
+                self.ptrace.wait_readable(sock.fileno())
             if msg != b"ok" or not fds:
                 raise SetupError(msg.decode(errors="replace").removeprefix("error:") or
                                  "the process failed to start in the sandbox")
@@ -299,6 +317,10 @@ class Sentry:
                              signal_thread=self.spawner.signal_thread)
         synthetic_fds = {p: self.gofer.call("synthetic_root", None, path=p.encode())[1]
                          for p in synthetic if p in ("/proc", "/sys")}
+        if cfg.strace is not None:
+            self.tracer = self._strace()
+        if cfg.platform == "ptrace":
+            self.ptrace = PtracePlatform(self.kernel, self._watch, self._unwatch, self.tracer)
         stdio = self._terminal(cfg.process, cfg.console_socket)
         start_r, self.start_w = os.pipe()
         try:
@@ -324,6 +346,29 @@ class Sentry:
         finally:
             os.umask(old_umask)
         self.control.listen(64)
+
+    def _strace(self) -> Strace:
+        cfg, kernel = self.cfg, self.kernel
+        if cfg.strace_log:
+            try:
+                out = open(cfg.strace_log, "a", buffering=1)  # noqa: SIM115 (the sentry's life)
+            except OSError as e:
+                raise SetupError(f"--strace-log {cfg.strace_log}: {e.strerror}") from None
+        else:
+            out = next((h.stream for h in logging.getLogger().handlers
+                        if isinstance(h, logging.StreamHandler)), None)
+
+        def sandbox_tid(host_tid: int) -> int | None:
+            return kernel.procfs.translate(host_tid) if kernel.procfs else None
+
+        def sandbox_pid(ctx) -> int | None:
+            try:
+                return sandbox_tid(int(ctx.status()["Tgid"]))
+            except Exception:  # gone: the line still says what happened
+                return None
+
+        return Strace(out, cfg.strace_format, set(cfg.strace) or None, sandbox_tid,
+                      sandbox_pid)
 
     def _enter_container_namespaces(self) -> None:
         """The container's UTS and IPC namespaces (the init's) and a cgroup namespace
@@ -372,7 +417,10 @@ class Sentry:
             pass
 
     def _add_platform(self, notify_fd: int) -> None:
-        platform = SeccompPlatform(notify_fd, self.kernel)
+        if self.ptrace is not None:
+            self.ptrace.add_listener(notify_fd)  # its descriptor hand-overs
+            return
+        platform = SeccompPlatform(notify_fd, self.kernel, self.tracer)
 
         def on_event(events: int) -> None:
             if events & select.EPOLLIN:
@@ -448,7 +496,8 @@ class Sentry:
             self.spawner.signal(self.init_pid, signal.SIGKILL)
         except OSError:
             pass  # the spawner itself is gone: its children die with it
-        log.error("%s %s: stopping the sandbox", what, _how_it_ended(pid))
+        reaped = self.ptrace.foreign.get(pid) if self.ptrace is not None else None
+        log.error("%s %s: stopping the sandbox", what, _how_it_ended(pid, reaped))
         return 128 + signal.SIGKILL
 
     # -- control requests --------------------------------------------------------
@@ -589,6 +638,8 @@ class Sentry:
             conn.close()
         self.gofer.sock.close()  # the gofer exits on EOF
         self.spawner.sock.close()  # the spawner too, once what is left of the workload is
+        if self.ptrace is not None:
+            self.ptrace.release(self.spawner.pid)  # (which waits for its tracer)
         for pid in (self.gofer_pid, self.spawner.pid, self.watchdog_pid):
             try:
                 os.waitpid(pid, 0)
@@ -606,18 +657,24 @@ def _close_inherited_fds(keep: set[int]) -> None:
                 pass
 
 
-def _how_it_ended(pid: int) -> str:
+def _how_it_ended(pid: int, reaped: int | None = None) -> str:
     """How a child of the sentry ended, read without reaping it (finish and abort wait
-    for it); its socket closed as it exited, so it is gone or nearly so."""
-    try:
-        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-    except ChildProcessError:
-        info = None
-    if info is None:
-        return "exited"
-    if info.si_code == os.CLD_EXITED:
-        return f"exited with status {info.si_status}"
-    sig = info.si_status
+    for it), or from its status if the tracer reaped it (`reaped`); its socket closed as
+    it exited, so it is gone or nearly so."""
+    if reaped is not None:
+        if os.WIFEXITED(reaped):
+            return f"exited with status {os.WEXITSTATUS(reaped)}"
+        sig = os.WTERMSIG(reaped)
+    else:
+        try:
+            info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        except ChildProcessError:
+            info = None
+        if info is None:
+            return "exited"
+        if info.si_code == os.CLD_EXITED:
+            return f"exited with status {info.si_status}"
+        sig = info.si_status
     how = f"was killed by {signal.strsignal(sig) or sig} (signal {sig})"
     if sig == signal.SIGSYS:
         how += (": a seccomp violation, a syscall outside its allowlist (the kernel's "
@@ -656,7 +713,8 @@ def run(cfg: SandboxConfig, status_w: int, detach: bool) -> None:
             release_stdio()  # the workload has its own copies (or the pty)
         root_dir = os.path.join(cfg.state_dir, SENTRY_ROOT)
         os.mkdir(root_dir, 0o700)
-        confine.confine(root_dir, sorted(sentry.cgroup.dirs().values()), log_stream)
+        confine.confine(root_dir, sorted(sentry.cgroup.dirs().values()), log_stream,
+                        tracer=sentry.ptrace is not None)
     except Exception as e:  # whatever it is, the user gets one line and nothing is left
         if isinstance(e, SetupError):
             msg = str(e)

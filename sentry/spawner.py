@@ -271,7 +271,8 @@ class _Server:
                 try:
                     if not self.cfg.share_cpu:
                         os.sched_setaffinity(0, self.workload_cpus)
-                    workload.run(proc, req["exe"], enter, child_sock, start_r, parent, stdio)
+                    workload.run(proc, req["exe"], enter, child_sock, start_r, parent, stdio,
+                                 self.cfg.platform)
                 finally:
                     os._exit(1)
         except OSError as e:

@@ -207,10 +207,13 @@ def _close_other_fds(keep: set[int]) -> None:
 
 
 def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.socket,
-        start_r: int | None, parent_pid: int, stdio: list[int] | None = None) -> None:
+        start_r: int | None, parent_pid: int, stdio: list[int] | None = None,
+        platform: str = "seccomp") -> None:
     """Never returns. `enter` puts the process in the container's namespaces; stdio (three
     descriptors) replaces 0, 1 and 2; with start_r it waits for `start` before execve.
-    Reports "ok" with the notification descriptor, then "ready", or "error:..."."""
+    Under ptrace it first says "attach" and waits for "go" (the sentry traces it before
+    its filter exists: a traced call with no tracer would fail ENOSYS). Reports "ok" with
+    the notification descriptor, then "ready", or "error:..."."""
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != 0 and os.getppid() != parent_pid:
@@ -236,8 +239,14 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
         os.chdir(proc.cwd)
         if proc.umask is not None:
             os.umask(proc.umask)
+        marker = None
+        if platform == "ptrace":
+            sock.send(b"attach")
+            if sock.recv(16) != b"go":
+                os._exit(1)
+            marker = seccomp.TRACE_MARKER_NR
         notify_fd = seccomp.install_filter(
-            proc.no_new_privs, set(proc.capabilities.get("bounding", [])))
+            proc.no_new_privs, set(proc.capabilities.get("bounding", [])), marker)
     except Exception as e:  # report the cause to the sentry, which reports it to the user
         msg = f"error:setting up the container: {e}"
         try:

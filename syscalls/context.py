@@ -40,12 +40,48 @@ class SyscallContext(abc.ABC):
     args: tuple[int, int, int, int, int, int]
     pid: int  # the calling thread, as the sentry sees it (host pid namespace)
     kernel: object  # the sentry's virtual kernel (hostname, gofer, procfs, ...)
+    answered: bool
+    # What the platform answered (the value, or -errno; None: not yet, or the kernel runs
+    # the call), for --strace; whether the answer comes later; and the --strace record to
+    # finish when it does.
+    outcome: int | None = None
+    deferred: bool = False
+    result_later: bool = False  # the platform will record() the kernel's own result
+    late_trace: tuple | None = None
 
-    @abc.abstractmethod
-    def read(self, addr: int, size: int) -> bytes: ...
+    def record(self, outcome: int | None) -> None:
+        """Called by the platform with each answer it gives (and, under ptrace, with the
+        kernel's result of a call it let run)."""
+        self.outcome = outcome
+        if self.late_trace is not None:
+            tracer, (token, elapsed) = self.late_trace
+            self.late_trace = None
+            tracer.exit(self, token, elapsed, resumed=elapsed is None)
 
-    @abc.abstractmethod
-    def write(self, addr: int, data: bytes) -> None: ...
+    def read(self, addr: int, size: int) -> bytes:
+        """size bytes of the caller's memory at addr (EFAULT as copy_from_user says)."""
+        try:
+            data = linux.process_vm_read(self.pid, addr, size)
+        except OSError as e:
+            if e.errno == errno.ESRCH:
+                raise TargetGone() from None
+            raise OSError(errno.EFAULT, "bad address") from None
+        # The pid could have been reused if the thread died: check after reading.
+        self.validate()
+        if len(data) != size:  # the range runs into an unmapped page, as the kernel's
+            raise OSError(errno.EFAULT, "bad address")  # copy_from_user would
+        return data
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.validate()
+        try:
+            n = linux.process_vm_write(self.pid, addr, data)
+        except OSError as e:
+            if e.errno == errno.ESRCH:
+                raise TargetGone() from None
+            raise OSError(errno.EFAULT, "bad address") from None
+        if n != len(data):
+            raise OSError(errno.EFAULT, "bad address")
 
     def validate(self) -> None:
         """Raise TargetGone unless the trapped syscall still waits for its answer. Every
@@ -78,6 +114,7 @@ class SyscallContext(abc.ABC):
     def defer(self) -> None:
         """Return from the handler without an answer: it comes later."""
         self.answered = True
+        self.deferred = True
 
     def take_fd(self, fd: int) -> int:
         """The sentry's copy of the caller's descriptor fd (pidfd_getfd: the same open

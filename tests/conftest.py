@@ -26,7 +26,10 @@ settings.register_profile("fuzz", max_examples=100_000, deadline=None,
 settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parent.parent
-RUNSC_PY = [sys.executable, "-m", "runsc_py.cli"]
+# The platform under test: CI runs the suite once per platform (README: Tests).
+PLATFORM = os.environ.get("RUNSC_PY_PLATFORM", "seccomp")
+PLATFORM_FLAGS = ["--platform", PLATFORM] if PLATFORM != "seccomp" else []
+RUNSC_PY = [sys.executable, "-m", "runsc_py.cli", *PLATFORM_FLAGS]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -174,10 +177,11 @@ def runsc_py_binary() -> str:
     BinaryName) that runs this checkout's code, as RUNSC_PY does: the installed entry
     point runs whichever checkout was installed last (`pip install -e`), which need not be
     the one under test."""
-    tag = hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
+    tag = hashlib.sha256(f"{REPO} {PLATFORM}".encode()).hexdigest()[:12]
     wrapper = Path(tempfile.gettempdir()) / f"runsc-py-{tag}"
     text = (f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(REPO))} exec "
-            f"{shlex.quote(sys.executable)} -m runsc_py.cli \"$@\"\n")
+            f"{shlex.quote(sys.executable)} -m runsc_py.cli {' '.join(PLATFORM_FLAGS)} "
+            "\"$@\"\n")
     if not wrapper.exists() or wrapper.read_text() != text:
         tmp = wrapper.with_suffix(f".{os.getpid()}")
         tmp.write_text(text)

@@ -18,10 +18,9 @@ from collections.abc import Collection
 import pyseccomp
 
 from gofer import linux
-from gofer.client import GoferGone
-from syscalls.argtypes import cast
-from syscalls.context import SyscallContext, TargetGone
-from syscalls.table import HANDLER_ARG_TYPES, HANDLER_CHECKS, HANDLERS, TABLE, Kind
+from sentry.platform.dispatch import Tracer, dispatch
+from syscalls.context import SyscallContext
+from syscalls.table import TABLE, Kind
 
 log = logging.getLogger("runsc-py.sentry")
 
@@ -47,25 +46,40 @@ RESP_FLAG_CONTINUE = 1
 ADDFD_FLAG_SEND = 2
 
 
-def build_filter(no_new_privs: bool, bounding: Collection[int]) -> pyseccomp.SyscallFilter:
+# The call the ptrace platform turns a trapped call into to hand the workload a
+# descriptor (tuxcall: ENOSYS on Linux x86_64; see sentry/platform/ptrace.py).
+TRACE_MARKER_NR = 184
+
+
+def build_filter(no_new_privs: bool, bounding: Collection[int],
+                 trace_marker: int | None = None) -> pyseccomp.SyscallFilter:
     """The filter for the workload, generated from the syscall table, for a process whose
     bounding set is `bounding` (capability numbers): a call gated on a capability the set
-    lacks fails with EPERM. Argument rules are in arg_rules_program(), stacked on this."""
+    lacks fails with EPERM. Argument rules are in arg_rules_program(), stacked on this.
+
+    With trace_marker (the ptrace platform, sentry/platform/ptrace.py), every call the
+    table lets through, emulated or passthrough, stops in the tracer
+    (SECCOMP_RET_TRACE), and only the marker number goes to the notification listener."""
     f = pyseccomp.SyscallFilter(pyseccomp.ERRNO(errno.ENOSYS))
+    trace = trace_marker is not None
+    emulate = pyseccomp.TRACE(0) if trace else pyseccomp.NOTIFY
+    allow = pyseccomp.TRACE(0) if trace else pyseccomp.ALLOW
     f.set_attr(pyseccomp.Attr.CTL_NNP, 1 if no_new_privs else 0)
     # x32 and i386 (int 0x80) entry points: refused like a kernel built without them,
     # never run unfiltered.
     f.set_attr(pyseccomp.Attr.ACT_BADARCH, pyseccomp.ERRNO(errno.ENOSYS))
     for sc in TABLE.values():
-        if sc.cap_gate is not None and sc.cap_gate.cap not in bounding:
+        if sc.nr == trace_marker:
+            f.add_rule(pyseccomp.NOTIFY, sc.nr)
+        elif sc.cap_gate is not None and sc.cap_gate.cap not in bounding:
             f.add_rule(pyseccomp.ERRNO(errno.EPERM), sc.nr)
         elif sc.kind is Kind.EMULATE:
-            f.add_rule(pyseccomp.NOTIFY, sc.nr)
+            f.add_rule(emulate, sc.nr)
         elif sc.kind is Kind.DENY:
             if sc.errno != errno.ENOSYS:  # ENOSYS is the default action already
                 f.add_rule(pyseccomp.ERRNO(sc.errno), sc.nr)
         else:
-            f.add_rule(pyseccomp.ALLOW, sc.nr)
+            f.add_rule(allow, sc.nr)
     return f
 
 
@@ -182,9 +196,10 @@ def _load_program(prog: list[tuple[int, int, int, int]]) -> None:
     linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(fprog))
 
 
-def install_filter(no_new_privs: bool, bounding: Collection[int]) -> int:
+def install_filter(no_new_privs: bool, bounding: Collection[int],
+                   trace_marker: int | None = None) -> int:
     """Load the filters into the calling process; the notification descriptor."""
-    f = build_filter(no_new_privs, bounding)
+    f = build_filter(no_new_privs, bounding, trace_marker)
     f.load()
     fd = pyseccomp._libseccomp.seccomp_notify_fd(f._filter)
     if fd < 0:
@@ -212,32 +227,9 @@ class SeccompContext(SyscallContext):
             return False
         return True
 
-    def read(self, addr: int, size: int) -> bytes:
-        try:
-            data = linux.process_vm_read(self.pid, addr, size)
-        except OSError as e:
-            if e.errno == errno.ESRCH:
-                raise TargetGone() from None
-            raise OSError(errno.EFAULT, "bad address") from None
-        # The pid could have been reused if the thread died: check after reading.
-        self.validate()
-        if len(data) != size:  # the range runs into an unmapped page, as the kernel's
-            raise OSError(errno.EFAULT, "bad address")  # copy_from_user would
-        return data
-
-    def write(self, addr: int, data: bytes) -> None:
-        self.validate()
-        try:
-            n = linux.process_vm_write(self.pid, addr, data)
-        except OSError as e:
-            if e.errno == errno.ESRCH:
-                raise TargetGone() from None
-            raise OSError(errno.EFAULT, "bad address") from None
-        if n != len(data):
-            raise OSError(errno.EFAULT, "bad address")
-
     def _send(self, val: int, err: int, flags: int) -> None:
         self.answered = True
+        self.record(None if flags else err or val)
         try:
             fcntl.ioctl(self.notify_fd, NOTIF_SEND, _RESP.pack(self.id, val, err, flags))
         except OSError as e:
@@ -256,7 +248,8 @@ class SeccompContext(SyscallContext):
     def install_fd(self, fd: int, cloexec: bool) -> None:
         req = _ADDFD.pack(self.id, ADDFD_FLAG_SEND, fd, 0, os.O_CLOEXEC if cloexec else 0)
         try:
-            fcntl.ioctl(self.notify_fd, NOTIF_ADDFD, req)
+            # With ADDFD_FLAG_SEND the install is the answer: the number it gives.
+            self.record(linux.ioctl_value(self.notify_fd, NOTIF_ADDFD, req))
         except OSError as e:
             if e.errno not in (errno.ENOENT, errno.EINPROGRESS):
                 raise  # not answered: the caller fails the syscall with this errno
@@ -266,9 +259,10 @@ class SeccompContext(SyscallContext):
 class SeccompPlatform:
     """Receives one notification at a time and runs its handler."""
 
-    def __init__(self, notify_fd: int, kernel: object) -> None:
+    def __init__(self, notify_fd: int, kernel: object, tracer: Tracer | None = None) -> None:
         self.notify_fd = notify_fd
         self.kernel = kernel
+        self.tracer = tracer
         try:
             # Linux 6.6+ (made for gVisor): the answer wakes the workload on this CPU.
             # The flags are the ioctl's argument itself, not a pointer to them.
@@ -289,28 +283,4 @@ class SeccompPlatform:
             if e.errno in (errno.ENOENT, errno.EINTR):
                 return
             raise
-        ctx = SeccompContext(self.notify_fd, self.kernel, bytes(buf))
-        try:
-            # Handlers see int and umode_t arguments as the kernel's C code does.
-            ctx.args = cast(HANDLER_ARG_TYPES[ctx.nr], ctx.args)
-            check = HANDLER_CHECKS.get(ctx.nr)
-            if check is not None:
-                check(ctx)  # Linux's argument checks come before any path or permission
-            if not ctx.answered:
-                HANDLERS[ctx.nr](ctx)
-        except TargetGone:
-            return
-        except OSError as e:
-            if not ctx.answered:
-                ctx.fail(e.errno or errno.EIO)
-            return
-        except GoferGone:
-            raise
-        except Exception:  # a sentry bug must not take the sandbox down with it
-            log.exception("handler for syscall %d failed", ctx.nr)
-            if not ctx.answered:
-                ctx.fail(errno.EIO)
-            return
-        if not ctx.answered:
-            log.error("handler for syscall %d gave no answer", ctx.nr)
-            ctx.fail(errno.ENOSYS)
+        dispatch(SeccompContext(self.notify_fd, self.kernel, bytes(buf)), self.tracer)

@@ -1,0 +1,379 @@
+"""The ptrace platform: every syscall of the workload stops in the sentry.
+
+The workload's filter (built from the same table as the seccomp platform's) returns
+SECCOMP_RET_TRACE for every call it lets through, emulated or passthrough; denied calls
+keep their errno in the filter. The sentry is the tracer of every workload thread
+(PTRACE_SEIZE with TRACESECCOMP, TRACECLONE/FORK/VFORK, TRACEEXEC, EXITKILL): at each
+seccomp stop it reads the registers and hands a PtraceContext to dispatch(), like any
+platform. Answers are register writes: a value or an error skips the call (orig_rax -1,
+rax the result); passthrough resumes it unchanged, and the kernel runs it after
+rechecking the filter against the registers as they are then (Linux 4.8+), so a tracer
+in the sandbox cannot steer a call past the filter either.
+
+Descriptors: the kernel installs no descriptor into a tracee on a tracer's behalf. The
+trapped call is turned into MARKER_NR (tuxcall, which Linux x86_64 does not implement);
+the filter sends that number, and only it, to the sentry's seccomp listener, and the
+sentry answers that notification with SECCOMP_IOCTL_NOTIF_ADDFD + SEND: the descriptor
+is installed and is the call's result in one step. A marker the workload makes itself
+finds no descriptor waiting for it and fails with ENOSYS, as tuxcall does on Linux.
+
+Why SECCOMP_RET_TRACE and not PTRACE_SYSEMU: measured on these VMs (bench/
+trap_mechanisms.py), an emulated getppid costs about the same either way (RET_TRACE
+22-27 us, SYSEMU 21-24 us per call from a Python tracer); but under SYSEMU the kernel
+never runs a call itself, so each passthrough call would have to be re-made by
+injection. With RET_TRACE a passthrough call is one stop and a PTRACE_CONT.
+
+Signals: a thread in a seccomp stop takes no signal until the sentry resumes it (as with
+the seccomp platform's WAIT_KILLABLE_RECV); SIGKILL still ends it. Signal-delivery stops
+are passed on with the signal; group stops are held with PTRACE_LISTEN, so SIGSTOP and
+SIGCONT and shells' job control behave as without a tracer.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import logging
+import os
+import select
+import signal
+import struct
+from collections.abc import Callable
+
+from ptrace.binding import func as ptrace_func
+from ptrace.error import PtraceError
+
+from gofer import linux
+from sentry.platform.dispatch import Tracer, dispatch
+from sentry.platform.seccomp import TRACE_MARKER_NR as MARKER_NR
+from syscalls.context import SyscallContext
+
+log = logging.getLogger("runsc-py.sentry")
+
+
+PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_LISTEN = 0x4206, 0x4207, 0x4208
+PTRACE_GETSIGINFO, PTRACE_GETEVENTMSG = 0x4202, 0x4201
+_O_TRACESYSGOOD, _O_TRACEFORK, _O_TRACEVFORK, _O_TRACECLONE = 0x1, 0x2, 0x4, 0x8
+_O_TRACEEXEC, _O_TRACESECCOMP, _O_EXITKILL = 0x10, 0x80, 0x100000
+OPTIONS = (_O_TRACESYSGOOD | _O_TRACEFORK | _O_TRACEVFORK | _O_TRACECLONE | _O_TRACEEXEC
+           | _O_TRACESECCOMP | _O_EXITKILL)
+EVENT_FORK, EVENT_VFORK, EVENT_CLONE, EVENT_EXEC = 1, 2, 3, 4
+EVENT_SECCOMP, EVENT_STOP = 7, 128
+_WALL = 0x40000000
+_SKIP = (1 << 64) - 1  # orig_rax -1: the kernel skips the call, rax is its result
+_EXECVE = {59, 322}  # execve, execveat
+_STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+
+# struct seccomp_notif / _resp / _addfd, as the seccomp platform uses them.
+_NOTIF = struct.Struct("QIIiIQ6Q")
+_RESP = struct.Struct("QqiI")
+_ADDFD = struct.Struct("QIIII")
+
+
+def _iowr(nr: int, size: int) -> int:
+    return (3 << 30) | (size << 16) | (ord("!") << 8) | nr
+
+
+def _iow(nr: int, size: int) -> int:
+    return (1 << 30) | (size << 16) | (ord("!") << 8) | nr
+
+
+NOTIF_RECV = _iowr(0, _NOTIF.size)
+NOTIF_SEND = _iowr(1, _RESP.size)
+NOTIF_ADDFD = _iow(3, _ADDFD.size)
+ADDFD_FLAG_SEND = 2
+
+
+PTRACE_CONT, PTRACE_SYSCALL = 7, 24
+
+
+def _ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
+    """python-ptrace's ptrace(2), failing with OSError (ESRCH: the tracee is gone or not
+    stopped)."""
+    try:
+        return ptrace_func.ptrace(request, pid, addr, data)
+    except PtraceError as e:
+        raise OSError(e.errno or errno.EIO, str(e)) from None
+
+
+def _getregs(pid: int):
+    try:
+        return ptrace_func.ptrace_getregs(pid)
+    except PtraceError as e:
+        raise OSError(e.errno or errno.EIO, str(e)) from None
+
+
+def _setregs(pid: int, regs) -> None:
+    try:
+        ptrace_func.ptrace_setregs(pid, regs)
+    except PtraceError as e:
+        raise OSError(e.errno or errno.EIO, str(e)) from None
+
+
+def _event_message(pid: int) -> int:
+    """PTRACE_GETEVENTMSG: the new thread's or process's TID at a clone/fork event."""
+    value = ctypes.c_ulong()
+    _ptrace(PTRACE_GETEVENTMSG, pid, 0, ctypes.addressof(value))
+    return value.value
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >> 63 else v
+
+
+class PtraceContext(SyscallContext):
+    def __init__(self, platform: PtracePlatform, tid: int, regs, serial: int) -> None:
+        self.platform, self.pid, self.regs, self.serial = platform, tid, regs, serial
+        self.kernel = platform.kernel
+        self.nr = regs.orig_rax
+        self.args = (regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9)
+        self.answered = False
+        self._status = None
+
+    def valid(self) -> bool:
+        return self.platform.stops.get(self.pid) == self.serial
+
+    def _resume(self, regs_changed: bool, trace_exit: bool = False) -> None:
+        platform = self.platform
+        if platform.stops.get(self.pid) != self.serial:
+            return  # it left the stop (killed): nothing to answer
+        del platform.stops[self.pid]
+        try:
+            if regs_changed:
+                _setregs(self.pid, self.regs)
+            if trace_exit:
+                platform.exits[self.pid] = self
+                _ptrace(PTRACE_SYSCALL, self.pid)
+            else:
+                _ptrace(PTRACE_CONT, self.pid)
+        except OSError as e:
+            if e.errno != errno.ESRCH:
+                raise
+
+    def reply(self, value: int) -> None:
+        self.answered = True
+        self.record(value)
+        self.regs.orig_rax, self.regs.rax = _SKIP, value & _SKIP
+        self._resume(True)
+
+    def fail(self, err: int) -> None:
+        self.answered = True
+        self.record(-err)
+        self.regs.orig_rax, self.regs.rax = _SKIP, -err & _SKIP
+        self._resume(True)
+
+    def passthrough(self) -> None:
+        self.answered = True
+        # Under --strace the kernel's result is read at the call's exit stop.
+        self.result_later = self.late_trace is None and self.platform.tracer is not None
+        self._resume(False, trace_exit=self.platform.tracer is not None)
+
+    def install_fd(self, fd: int, cloexec: bool) -> None:
+        platform = self.platform
+        if platform.stops.get(self.pid) != self.serial:
+            self.answered = True
+            return
+        old = platform.handovers.pop(self.pid, None)
+        if old is not None:
+            os.close(old[0])
+        platform.handovers[self.pid] = (os.dup(fd), cloexec, self)
+        self.answered = True
+        self.regs.orig_rax = MARKER_NR
+        self._resume(True)
+
+
+class PtracePlatform:
+    """The tracer of every workload thread of one sandbox."""
+
+    name = "ptrace"
+
+    def __init__(self, kernel: object, watch: Callable[[int, Callable[[int], None]], None],
+                 unwatch: Callable[[int], None], tracer: Tracer | None = None) -> None:
+        self.kernel, self.tracer = kernel, tracer
+        self._watch, self._unwatch = watch, unwatch
+        self.stops: dict[int, int] = {}  # tid -> serial of the seccomp stop it is in
+        self.exits: dict[int, PtraceContext] = {}  # tid -> call whose exit stop comes
+        self.handovers: dict[int, tuple[int, bool, PtraceContext]] = {}
+        self.foreign: dict[int, int] = {}  # the sentry's own children reaped here: status
+        self.tracees: set[int] = set()
+        self.started: set[int] = set()  # tracees past their first execve (or forked after)
+        self.serial = 0
+        self.ending = False
+        # SIGCHLD (a tracee stopped or ended) wakes the event loop through this pipe.
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGCHLD, lambda _s, _f: None)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        watch(self.wake_r, lambda _events: self.ready())
+
+    # -- processes ---------------------------------------------------------------
+    def attach(self, pid: int) -> None:
+        """Trace a new workload process before it loads its filter (it waits for this)."""
+        _ptrace(PTRACE_SEIZE, pid, 0, OPTIONS)
+        self.tracees.add(pid)
+
+    def add_listener(self, notify_fd: int) -> None:
+        """The seccomp listener of a process's filter: only descriptor hand-overs."""
+        def on_event(events: int) -> None:
+            if events & select.EPOLLIN:
+                self._handover(notify_fd)
+            elif events & (select.EPOLLHUP | select.EPOLLERR):
+                self._unwatch(notify_fd)
+                os.close(notify_fd)
+
+        self._watch(notify_fd, on_event)
+
+    def wait_readable(self, sock_fd: int) -> None:
+        """Serve tracees until sock_fd is readable (a new process's set-up messages come
+        while its own syscalls stop here)."""
+        poller = select.poll()
+        poller.register(sock_fd, select.POLLIN)
+        poller.register(self.wake_r, select.POLLIN)
+        while True:
+            ready = {fd for fd, _ in poller.poll(100)}
+            self.ready()
+            if sock_fd in ready:
+                return
+
+    def release(self, until_pid: int) -> None:
+        """At the end: keep reaping tracees (the kernel reports a traced process's exit
+        to its parent only once its tracer has waited for it) until until_pid, the
+        spawner, has exited; calls still made meanwhile are refused, never run."""
+        self.ending = True
+        while True:
+            try:
+                pid, status = os.waitpid(-1, _WALL)
+            except ChildProcessError:
+                return
+            if pid == until_pid:
+                self.foreign[pid] = status
+                return
+            self._event(pid, status)
+
+    # -- events ------------------------------------------------------------------
+    def ready(self) -> None:
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG | _WALL)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self._event(pid, status)
+
+    def _event(self, pid: int, status: int) -> None:
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            if pid in self.tracees:
+                self._gone(pid)
+            else:
+                self.foreign[pid] = status  # the gofer, spawner or watchdog
+            return
+        if not os.WIFSTOPPED(status):
+            return
+        self.tracees.add(pid)  # (an auto-attached thread may report before its parent)
+        sig, event = os.WSTOPSIG(status), status >> 16
+        try:
+            if event == EVENT_SECCOMP:
+                self._syscall(pid)
+            elif sig == signal.SIGTRAP | 0x80:
+                self._syscall_exit(pid)
+            elif event == EVENT_STOP:
+                if sig in _STOP_SIGNALS and self._group_stop(pid):
+                    _ptrace(PTRACE_LISTEN, pid)
+                else:
+                    _ptrace(PTRACE_CONT, pid)
+            elif event:
+                if event == EVENT_EXEC:
+                    self.started.add(pid)
+                elif event in (EVENT_FORK, EVENT_VFORK, EVENT_CLONE) and pid in self.started:
+                    self.started.add(_event_message(pid))
+                # fork, vfork, clone, exec: go on (to the call's exit stop, if --strace
+                # waits for its result)
+                _ptrace(PTRACE_SYSCALL if pid in self.exits else PTRACE_CONT, pid)
+            else:
+                _ptrace(PTRACE_CONT, pid, 0, sig)  # a signal: delivered as it came
+        except OSError as e:
+            if e.errno != errno.ESRCH:  # killed meanwhile: its exit comes next
+                raise
+
+    @staticmethod
+    def _group_stop(pid: int) -> bool:
+        """A group stop (EINVAL for PTRACE_GETSIGINFO), not a stop ptrace made."""
+        buf = bytearray(128)
+        try:
+            _ptrace(PTRACE_GETSIGINFO, pid, 0, _address_of(buf))
+        except OSError as e:
+            return e.errno == errno.EINVAL
+        return False
+
+    def _gone(self, tid: int) -> None:
+        self.tracees.discard(tid)
+        self.started.discard(tid)
+        self.stops.pop(tid, None)
+        ctx = self.exits.pop(tid, None)
+        if ctx is not None:
+            ctx.record(None)  # exit, exit_group, or killed in the call: no result
+        handover = self.handovers.pop(tid, None)
+        if handover is not None:
+            os.close(handover[0])
+
+    def _syscall(self, tid: int) -> None:
+        regs = _getregs(tid)
+        self.serial += 1
+        self.stops[tid] = self.serial
+        # --strace shows the workload's calls: from its first execve on, not the
+        # runtime's own set-up before it.
+        if regs.orig_rax in _EXECVE:
+            self.started.add(tid)
+        tracer = self.tracer if tid in self.started else None
+        ctx = PtraceContext(self, tid, regs, self.serial)
+        if self.ending:
+            ctx.fail(errno.ENOSYS)  # the sandbox is going: the gofer may be gone already
+            return
+        dispatch(ctx, tracer)
+
+    def _syscall_exit(self, tid: int) -> None:
+        ctx = self.exits.pop(tid, None)
+        if ctx is not None:
+            ctx.record(_signed(_getregs(tid).rax))
+        _ptrace(PTRACE_CONT, tid)
+
+    def _handover(self, notify_fd: int) -> None:
+        buf = bytearray(_NOTIF.size)
+        try:
+            fcntl.ioctl(notify_fd, NOTIF_RECV, buf, True)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.EINTR):
+                return
+            raise
+        nid, tid = _NOTIF.unpack_from(buf)[:2]
+        handover = self.handovers.pop(tid, None)
+        if handover is None:  # the workload's own tuxcall
+            _send(notify_fd, nid, -errno.ENOSYS)
+            return
+        fd, cloexec, ctx = handover
+        try:
+            req = _ADDFD.pack(nid, ADDFD_FLAG_SEND, fd, 0, os.O_CLOEXEC if cloexec else 0)
+            ctx.record(linux.ioctl_value(notify_fd, NOTIF_ADDFD, req))
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.EINPROGRESS):
+                ctx.record(-(e.errno or errno.EIO))
+                _send(notify_fd, nid, -(e.errno or errno.EIO))
+        finally:
+            os.close(fd)
+
+
+def _send(notify_fd: int, nid: int, err: int) -> None:
+    try:
+        fcntl.ioctl(notify_fd, NOTIF_SEND, _RESP.pack(nid, 0, err, 0))
+    except OSError as e:
+        if e.errno != errno.ENOENT:
+            raise
+
+
+def _address_of(buf: bytearray) -> int:
+    return ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
