@@ -50,6 +50,13 @@ static const char *ftype(mode_t m) {
 static volatile sig_atomic_t xfsz_count;
 static void count_xfsz(int sig) { (void)sig; xfsz_count++; }
 
+static void caught(int sig) {
+    char msg[32];
+    int n = snprintf(msg, sizeof msg, "caught %d\n", sig);
+    write(1, msg, n);
+    _exit(0);
+}
+
 /* Runs one operation; returns the number of arguments it consumed. */
 static int run(char **a, int n) {
     const char *op = a[0];
@@ -205,6 +212,19 @@ static int run(char **a, int n) {
     if (!strcmp(op, "sethostname")) { NEED(1) result(op, sethostname(a[1], strlen(a[1]))); return 1; }
     if (!strcmp(op, "exec")) { NEED(1) execl(a[1], a[1], (char *)NULL); result(op, -1); return 1; }
     if (!strcmp(op, "sleep")) { NEED(1) sleep(atoi(a[1])); return 1; }
+    if (!strcmp(op, "segv")) { fflush(stdout); *(volatile int *)0 = 0; return 0; }
+    if (!strcmp(op, "block")) {  /* block signal N */
+        NEED(1) sigset_t set; sigemptyset(&set); sigaddset(&set, atoi(a[1]));
+        result(op, sigprocmask(SIG_BLOCK, &set, NULL)); return 1;
+    }
+    if (!strcmp(op, "catch")) {  /* on signal N: print "caught N" and exit 0 */
+        NEED(1) struct sigaction sa = {.sa_handler = caught};
+        result(op, sigaction(atoi(a[1]), &sa, NULL)); return 1;
+    }
+    if (!strcmp(op, "ready")) {  /* a file saying the ops so far are done */
+        NEED(1) int fd = open(a[1], O_WRONLY | O_CREAT, 0644);
+        result(op, fd < 0 ? -1 : close(fd)); return 1;
+    }
     /* setuid N: become uid/gid N for good, as gosu and su-exec entrypoints do (the kernel
      * then clears the parent-death signal). */
     if (!strcmp(op, "setuid")) { NEED(1) result(op, setresgid(atoi(a[1]), atoi(a[1]), atoi(a[1])) ||

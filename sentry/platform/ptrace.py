@@ -62,6 +62,8 @@ EVENT_SECCOMP, EVENT_STOP = 7, 128
 _WALL = 0x40000000
 _SKIP = (1 << 64) - 1  # orig_rax -1: the kernel skips the call, rax is its result
 _EXECVE = {59, 322}  # execve, execveat
+_FAULTS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGSYS,
+           signal.SIGTRAP}
 _STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 
 # struct seccomp_notif / _resp / _addfd, as the seccomp platform uses them.
@@ -84,7 +86,7 @@ NOTIF_ADDFD = _iow(3, _ADDFD.size)
 ADDFD_FLAG_SEND = 2
 
 
-PTRACE_CONT, PTRACE_SYSCALL = 7, 24
+PTRACE_CONT, PTRACE_DETACH, PTRACE_SYSCALL = 7, 17, 24
 
 
 def _ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
@@ -178,6 +180,7 @@ class PtraceContext(SyscallContext):
             os.close(old[0])
         platform.handovers[self.pid] = (os.dup(fd), cloexec, self)
         self.answered = True
+        self.result_later = True  # the number is known when the listener installs it
         self.regs.orig_rax = MARKER_NR
         self._resume(True)
 
@@ -294,6 +297,13 @@ class PtracePlatform:
                 # fork, vfork, clone, exec: go on (to the call's exit stop, if --strace
                 # waits for its result)
                 _ptrace(PTRACE_SYSCALL if pid in self.exits else PTRACE_CONT, pid)
+            elif sig in _FAULTS and self._init_dies_of(pid, sig):
+                # Linux lets a fault's default action end a namespace's init only when
+                # nothing traces it (force_sig_info keeps SIGNAL_UNKILLABLE for a
+                # tracee): the init would fault again and again. Untraced, it dies as
+                # it would without a tracer.
+                _ptrace(PTRACE_DETACH, pid, 0, sig)
+                self._gone(pid)
             else:
                 _ptrace(PTRACE_CONT, pid, 0, sig)  # a signal: delivered as it came
         except OSError as e:
@@ -309,6 +319,21 @@ class PtracePlatform:
         except OSError as e:
             return e.errno == errno.EINVAL
         return False
+
+    def _init_dies_of(self, tid: int, sig: int) -> bool:
+        """Whether tid is a thread of the sandbox's init whose action for sig is the
+        default (a fault then ends it)."""
+        try:
+            with open(f"/proc/{tid}/status", "rb") as f:
+                fields = dict(line.split(b":", 1) for line in f.read().splitlines()
+                              if b":" in line)
+            nspid = fields[b"NSpid"].split()
+            caught = int(fields[b"SigCgt"], 16) | int(fields[b"SigIgn"], 16)
+        except (OSError, KeyError, ValueError):
+            return False
+        tgid_is_init = int(fields[b"NStgid"].split()[-1]) == 1 if b"NStgid" in fields else \
+            nspid[-1] == b"1"
+        return tgid_is_init and not caught >> (sig - 1) & 1
 
     def _gone(self, tid: int) -> None:
         self.tracees.discard(tid)
