@@ -12,7 +12,9 @@ from pathlib import Path
 
 from bench.cases import Case, Metric
 
-RUNTIMES = ("runsc-py", "runc", "runsc")
+# runsc-py-ptrace: runsc-py with --platform=ptrace (gVisor's runsc here runs its ptrace
+# platform too: the like-for-like comparison).
+RUNTIMES = ("runsc-py", "runsc-py-ptrace", "runc", "runsc")
 COLUMNS = (*RUNTIMES, "native")
 BASELINES = ("runc", "runsc", "native")
 
@@ -45,9 +47,9 @@ class Row:
     skipped: str = ""
     errors: dict[str, str] = field(default_factory=dict)
 
-    def ratio(self, baseline: str) -> float | None:
-        """runsc-py's median over the baseline column's."""
-        ours, base = self.medians.get("runsc-py"), self.medians.get(baseline)
+    def ratio(self, baseline: str, ours: str = "runsc-py") -> float | None:
+        """runsc-py's (or the `ours` column's) median over the baseline column's."""
+        ours, base = self.medians.get(ours), self.medians.get(baseline)
         if ours is None or not base:
             return None
         return ours / base
@@ -109,18 +111,19 @@ def _cell(row: Row, col: str) -> str:
     return fmt(value) + (f" ({bad}/{total} failed)" if bad else "")
 
 
-def _ratio_cell(row: Row, baseline: str) -> str:
-    ratio = row.ratio(baseline)
+def _ratio_cell(row: Row, baseline: str, ours: str = "runsc-py") -> str:
+    ratio = row.ratio(baseline, ours)
     return "–" if ratio is None else f"{fmt(ratio)}×"
 
 
 def table(rows: list[Row]) -> str:
     """The markdown table of medians and ratios."""
-    head = ["case", "unit", *COLUMNS, "runsc-py/runc", "runsc-py/runsc"]
+    head = ["case", "unit", *COLUMNS, "runsc-py/runc", "runsc-py/runsc", "ptrace/runsc"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         cells = [row.metric.title, row.metric.unit, *(_cell(row, c) for c in COLUMNS),
-                 _ratio_cell(row, "runc"), _ratio_cell(row, "runsc")]
+                 _ratio_cell(row, "runc"), _ratio_cell(row, "runsc"),
+                 _ratio_cell(row, "runsc", "runsc-py-ptrace")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -123,7 +123,7 @@ class OCIRuntime:
 
     def version(self) -> str:
         """First line of `--version` (or the project's git commit for runsc-py)."""
-        if self.name == "runsc-py":
+        if self.name.startswith("runsc-py"):
             r = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
                                capture_output=True, text=True)
             flags = "".join(" " + f for f in self.command[3:])
@@ -160,12 +160,15 @@ class Native:
         return "host " + os.uname().release
 
 
-def oci_runtimes(state: Path, runsc_py_flags: list[str]) -> list[OCIRuntime]:
-    """runsc-py (with its global flags), runc and runsc (network off), each with its own
-    --root under state."""
+def oci_runtimes(state: Path, runsc_py_flags: list[str],
+                 platforms: tuple[str, ...] = ("seccomp", "ptrace")) -> list[OCIRuntime]:
+    """runsc-py on each platform (with its global flags), runc and runsc (network off),
+    each with its own --root under state."""
+    ours = [OCIRuntime("runsc-py" if p == "seccomp" else f"runsc-py-{p}",
+                       [sys.executable, "-m", "runsc_py.cli", "--platform", p,
+                        *runsc_py_flags], state / f"runsc-py-{p}") for p in platforms]
     return [
-        OCIRuntime("runsc-py", [sys.executable, "-m", "runsc_py.cli", *runsc_py_flags],
-                   state / "runsc-py"),
+        *ours,
         OCIRuntime("runc", ["runc"], state / "runc"),
         OCIRuntime("runsc", ["runsc", "--network=none"], state / "runsc"),
     ]

@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default bench/results)")
     p.add_argument("--share-cpu", action="store_true",
                    help="run runsc-py with --share-cpu (the workload on the sentry's CPU)")
+    p.add_argument("--platforms", default="seccomp,ptrace",
+                   help="runsc-py's platforms to run, each a column (default: both)")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE,
                    help=f"where the Debian rootfs tarball is kept (default {DEFAULT_CACHE})")
     args = p.parse_args(argv)
@@ -51,6 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.reps = QUICK_REPS if args.quick else DEFAULT_REPS
     if args.reps < 1:
         p.error("--reps must be at least 1")
+    args.platforms = tuple(x for x in args.platforms.split(",") if x)
+    if not args.platforms or set(args.platforms) - {"seccomp", "ptrace"}:
+        p.error("--platforms: a comma-separated subset of seccomp,ptrace")
     return args
 
 
@@ -146,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         helpers = compile_helpers(work / "helpers")
         rootfs, skipped = build_rootfs(cases, work, helpers, opts.cache)
-        runtimes = oci_runtimes(work / "state", ["--share-cpu"] if opts.share_cpu else [])
+        runtimes = oci_runtimes(work / "state", ["--share-cpu"] if opts.share_cpu else [],
+                                opts.platforms)
         native = Native(helpers)
         for rt in runtimes:
             if rt.missing():

@@ -25,15 +25,16 @@ def test_bench_quick_writes_report(tmp_path: Path) -> None:
     assert any(t.startswith("start-up") for t in titles), md
     trapped = next(row for row in rows if "trapped syscall" in row).split("|")
     float(trapped[3])  # runsc-py's median is a number
-    float(trapped[4])  # runc's
+    float(trapped[4])  # runsc-py on the ptrace platform's
+    float(trapped[5])  # runc's
     assert "## Targets" in md
 
     (report,) = out.glob("*.json")
     doc = json.loads(report.read_text())
     assert doc["machine"]["cores"] >= 1 and doc["machine"]["kernel"]
     runtimes = {s["runtime"] for s in doc["samples"]}
-    assert {"runsc-py", "runc", "runsc"} <= runtimes
-    assert len(doc["samples"]) == 2 * 2 * 3  # 2 cases x 2 quick reps x 3 runtimes
+    assert {"runsc-py", "runsc-py-ptrace", "runc", "runsc"} <= runtimes
+    assert len(doc["samples"]) == 2 * 2 * 4  # 2 cases x 2 quick reps x 4 runtimes
 
     if importlib.util.find_spec("matplotlib"):
         assert (out / "ratios.png").stat().st_size > 0
