@@ -62,8 +62,6 @@ ALLOWED = (
     # the gofer, the spawner and the watchdog, reaped at the end; how a helper died
     "wait4", "waitid",
 )
-# The ptrace platform's tracer: stops, registers, resumption (wait4 is allowed above).
-TRACER_EXTRA = ("ptrace",)
 RULED = ("mmap", "mprotect", "ioctl", "tgkill", "socketpair")
 IOCTLS = (
     platform.NOTIF_RECV, platform.NOTIF_SEND, platform.NOTIF_ID_VALID, platform.NOTIF_ADDFD,
@@ -75,10 +73,10 @@ IOCTLS = (
 
 
 def confine(root_dir: str, visible: list[str], log: TextIO | None,
-            tracer: bool = False) -> None:
+            platform_syscalls: tuple[str, ...] = ()) -> None:
     """Confine the calling sentry. root_dir: an empty directory to become its root;
     visible: host directories (the container's cgroup) bound at the same paths inside;
-    tracer: it is the workload's tracer (the ptrace platform), so ptrace(2) is allowed."""
+    platform_syscalls: what its platform needs besides (ptrace: ptrace(2))."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # dying of SIGSYS dumps no core
     linux.prctl(_PR_SET_DUMPABLE, 0)
     _empty_root(root_dir, visible)
@@ -87,7 +85,7 @@ def confine(root_dir: str, visible: list[str], log: TextIO | None,
     # chain=True: after the stack is written the default action (death) follows at once.
     faulthandler.register(signal.SIGSYS, file=log or sys.stderr, all_threads=True,
                           chain=True)
-    build_filter(os.getpid(), TRACER_EXTRA if tracer else ()).load()
+    build_filter(os.getpid(), platform_syscalls).load()
 
 
 def _empty_root(root_dir: str, visible: list[str]) -> None:

@@ -22,11 +22,11 @@ from gofer.client import GoferClient, GoferGone
 from gofer.mounts import TreeSpec
 from sentry import cgroup as cgroup_mod
 from sentry import confine, console, watchdog, workload
+from sentry import platform as platforms
 from sentry.cgroup import Cgroup, CgroupError, Resources, parse_cpu_list
 from sentry.config import ProcessConfig, SandboxConfig
 from sentry.kernel import Kernel
-from sentry.platform.ptrace import PtracePlatform
-from sentry.platform.seccomp import SeccompPlatform
+from sentry.platform import Platform
 from sentry.procfs import ProcFS
 from sentry.spawner import Spawner, SpawnerGone, SpawnError, process_from_wire, release_stdio
 from sentry.strace import Strace
@@ -154,7 +154,7 @@ class Sentry:
         self.handlers: dict[int, object] = {}  # fd -> callable(events)
         self.exec_waiters: dict[int, socket.socket] = {}  # pid -> its proxy's connection
         self.tracer: Strace | None = None  # --strace
-        self.ptrace: PtracePlatform | None = None  # the tracer, under --platform=ptrace
+        self.platform: Platform | None = None  # how the workload's syscalls arrive
 
     # -- creation --------------------------------------------------------------
     def _spawn_gofer(self) -> tuple[GoferClient, list[str]]:
@@ -211,26 +211,17 @@ class Sentry:
         except SpawnError as e:
             sock.close()
             raise SetupError(str(e)) from None
+        platform = self.platform
         try:
-            if self.ptrace is not None:
-                # Traced before it loads its filter; from then on its own calls stop here.
-                msg = sock.recv(4096)
-                if msg != b"attach":
-                    raise SetupError(msg.decode(errors="replace").removeprefix("error:") or
-                                     "the process failed to start in the sandbox")
-                try:
-                    self.ptrace.attach(pid)
-                except OSError as e:
-                    raise SetupError(f"tracing the process: {e.strerror}") from None
-                sock.send(b"go")
-                self.ptrace.wait_readable(sock.fileno())
-            msg, fds, _, _ = socket.recv_fds(sock, 4096, 1, socket.MSG_CMSG_CLOEXEC)
-            if self.ptrace is not None and msg == b"ok" and fds:
-                self.ptrace.wait_readable(sock.fileno())
+            try:
+                platform.attach(pid, sock)
+            except OSError as e:
+                raise SetupError(e.strerror or str(e)) from None
+            msg, fds = platform.receive(sock, fds=1)
             if msg != b"ok" or not fds:
                 raise SetupError(msg.decode(errors="replace").removeprefix("error:") or
                                  "the process failed to start in the sandbox")
-            msg = sock.recv(4096)
+            msg, _ = platform.receive(sock)
             if msg != b"ready":
                 os.close(fds[0])
                 raise SetupError(msg.decode(errors="replace").removeprefix("error:") or
@@ -319,8 +310,8 @@ class Sentry:
                          for p in synthetic if p in ("/proc", "/sys")}
         if cfg.strace is not None:
             self.tracer = self._strace()
-        if cfg.platform == "ptrace":
-            self.ptrace = PtracePlatform(self.kernel, self._watch, self._unwatch, self.tracer)
+        self.platform = platforms.create(cfg.platform, self.kernel, self._watch,
+                                         self._unwatch, self.tracer)
         stdio = self._terminal(cfg.process, cfg.console_socket)
         start_r, self.start_w = os.pipe()
         try:
@@ -330,7 +321,7 @@ class Sentry:
             os.close(start_r)
             for fd in set(stdio or ()):
                 os.close(fd)
-        self._add_platform(notify_fd)
+        self.platform.add_process(notify_fd)
         self._enter_container_namespaces()
         if "/proc" in synthetic_fds:
             self.kernel.procfs = ProcFS(synthetic_fds["/proc"], synthetic_fds.get("/sys"),
@@ -416,24 +407,6 @@ class Sentry:
         except (OSError, ValueError):
             pass
 
-    def _add_platform(self, notify_fd: int) -> None:
-        if self.ptrace is not None:
-            self.ptrace.add_listener(notify_fd)  # its descriptor hand-overs
-            return
-        platform = SeccompPlatform(notify_fd, self.kernel, self.tracer)
-
-        def on_event(events: int) -> None:
-            if events & select.EPOLLIN:
-                platform.handle_one()
-            elif events & (select.EPOLLHUP | select.EPOLLERR):
-                # Every process under this filter has exited: their waits in the gofer
-                # end before the descriptor (and the ids it qualifies) goes.
-                self.gofer.check_waiting()
-                self._unwatch(notify_fd)
-                os.close(notify_fd)
-
-        self._watch(notify_fd, on_event)
-
     def _forward_signal(self, sig: int, _frame) -> None:
         try:
             self.spawner.signal(self.init_pid, sig)
@@ -496,8 +469,8 @@ class Sentry:
             self.spawner.signal(self.init_pid, signal.SIGKILL)
         except OSError:
             pass  # the spawner itself is gone: its children die with it
-        reaped = self.ptrace.foreign.get(pid) if self.ptrace is not None else None
-        log.error("%s %s: stopping the sandbox", what, _how_it_ended(pid, reaped))
+        log.error("%s %s: stopping the sandbox", what,
+                  _how_it_ended(pid, self.platform.reaped(pid)))
         return 128 + signal.SIGKILL
 
     # -- control requests --------------------------------------------------------
@@ -592,7 +565,7 @@ class Sentry:
             if stdio is not fds:
                 for fd in set(stdio):
                     os.close(fd)
-        self._add_platform(notify_fd)
+        self.platform.add_process(notify_fd)
         conn.settimeout(None)
         self.exec_waiters[pid] = conn
         # The proxy holds the connection until the process exits; if the proxy goes
@@ -638,8 +611,7 @@ class Sentry:
             conn.close()
         self.gofer.sock.close()  # the gofer exits on EOF
         self.spawner.sock.close()  # the spawner too, once what is left of the workload is
-        if self.ptrace is not None:
-            self.ptrace.release(self.spawner.pid)  # (which waits for its tracer)
+        self.platform.release(self.spawner.pid)  # (a traced one waits for its tracer)
         for pid in (self.gofer_pid, self.spawner.pid, self.watchdog_pid):
             try:
                 os.waitpid(pid, 0)
@@ -714,7 +686,7 @@ def run(cfg: SandboxConfig, status_w: int, detach: bool) -> None:
         root_dir = os.path.join(cfg.state_dir, SENTRY_ROOT)
         os.mkdir(root_dir, 0o700)
         confine.confine(root_dir, sorted(sentry.cgroup.dirs().values()), log_stream,
-                        tracer=sentry.ptrace is not None)
+                        sentry.platform.sentry_syscalls)
     except Exception as e:  # whatever it is, the user gets one line and nothing is left
         if isinstance(e, SetupError):
             msg = str(e)

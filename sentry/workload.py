@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 
 from gofer import linux
+from sentry import platform as platforms
 from sentry.config import ProcessConfig, SandboxConfig
-from sentry.platform import seccomp
 
 _NS_FLAGS = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC}
 # The init's namespaces an exec'd process joins (the PID namespace comes with the fork).
@@ -211,9 +211,8 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
         platform: str = "seccomp") -> None:
     """Never returns. `enter` puts the process in the container's namespaces; stdio (three
     descriptors) replaces 0, 1 and 2; with start_r it waits for `start` before execve.
-    Under ptrace it first says "attach" and waits for "go" (the sentry traces it before
-    its filter exists: a traced call with no tracer would fail ENOSYS). Reports "ok" with
-    the notification descriptor, then "ready", or "error:..."."""
+    What its platform needs of it comes first (sentry/platform child_setup). Reports "ok"
+    with the notification descriptor, then "ready", or "error:..."."""
     try:
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != 0 and os.getppid() != parent_pid:
@@ -239,14 +238,8 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
         os.chdir(proc.cwd)
         if proc.umask is not None:
             os.umask(proc.umask)
-        marker = None
-        if platform == "ptrace":
-            sock.send(b"attach")
-            if sock.recv(16) != b"go":
-                os._exit(1)
-            marker = seccomp.TRACE_MARKER_NR
-        notify_fd = seccomp.install_filter(
-            proc.no_new_privs, set(proc.capabilities.get("bounding", [])), marker)
+        notify_fd = platforms.child_setup(
+            platform, sock, proc.no_new_privs, set(proc.capabilities.get("bounding", [])))
     except Exception as e:  # report the cause to the sentry, which reports it to the user
         msg = f"error:setting up the container: {e}"
         try:

@@ -37,6 +37,7 @@ import logging
 import os
 import select
 import signal
+import socket
 import struct
 from collections.abc import Callable
 
@@ -44,6 +45,7 @@ from ptrace.binding import func as ptrace_func
 from ptrace.error import PtraceError
 
 from gofer import linux
+from sentry.platform import Platform, Watch
 from sentry.platform.dispatch import Tracer, dispatch
 from sentry.platform.seccomp import TRACE_MARKER_NR as MARKER_NR
 from syscalls.context import SyscallContext
@@ -185,15 +187,15 @@ class PtraceContext(SyscallContext):
         self._resume(True)
 
 
-class PtracePlatform:
+class PtracePlatform(Platform):
     """The tracer of every workload thread of one sandbox."""
 
     name = "ptrace"
+    sentry_syscalls = ("ptrace",)  # (wait4 is in the sentry's allowlist already)
 
-    def __init__(self, kernel: object, watch: Callable[[int, Callable[[int], None]], None],
-                 unwatch: Callable[[int], None], tracer: Tracer | None = None) -> None:
-        self.kernel, self.tracer = kernel, tracer
-        self._watch, self._unwatch = watch, unwatch
+    def __init__(self, kernel: object, watch: Watch, unwatch: Callable[[int], None],
+                 tracer: Tracer | None = None) -> None:
+        super().__init__(kernel, watch, unwatch, tracer)
         self.stops: dict[int, int] = {}  # tid -> serial of the seccomp stop it is in
         self.exits: dict[int, PtraceContext] = {}  # tid -> call whose exit stop comes
         self.handovers: dict[int, tuple[int, bool, PtraceContext]] = {}
@@ -209,10 +211,25 @@ class PtracePlatform:
         watch(self.wake_r, lambda _events: self.ready())
 
     # -- processes ---------------------------------------------------------------
-    def attach(self, pid: int) -> None:
-        """Trace a new workload process before it loads its filter (it waits for this)."""
+    def attach(self, pid: int, sock: socket.socket) -> None:
+        """Trace the new process before it loads its filter (it waits for "go")."""
+        msg = sock.recv(4096)
+        if msg != b"attach":
+            raise OSError(errno.ECHILD, msg.decode(errors="replace").removeprefix("error:")
+                          or "the process failed to start in the sandbox")
         _ptrace(PTRACE_SEIZE, pid, 0, OPTIONS)
         self.tracees.add(pid)
+        sock.send(b"go")
+
+    def receive(self, sock: socket.socket, fds: int = 0) -> tuple[bytes, list[int]]:
+        self.wait_readable(sock.fileno())  # its own calls stop here meanwhile
+        return super().receive(sock, fds)
+
+    def add_process(self, notify_fd: int) -> None:
+        self.add_listener(notify_fd)
+
+    def reaped(self, pid: int) -> int | None:
+        return self.foreign.get(pid)
 
     def add_listener(self, notify_fd: int) -> None:
         """The seccomp listener of a process's filter: only descriptor hand-overs."""
@@ -220,10 +237,10 @@ class PtracePlatform:
             if events & select.EPOLLIN:
                 self._handover(notify_fd)
             elif events & (select.EPOLLHUP | select.EPOLLERR):
-                self._unwatch(notify_fd)
+                self.unwatch(notify_fd)
                 os.close(notify_fd)
 
-        self._watch(notify_fd, on_event)
+        self.watch(notify_fd, on_event)
 
     def wait_readable(self, sock_fd: int) -> None:
         """Serve tracees until sock_fd is readable (a new process's set-up messages come

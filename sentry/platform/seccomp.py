@@ -12,12 +12,14 @@ import errno
 import fcntl
 import logging
 import os
+import select
 import struct
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import pyseccomp
 
 from gofer import linux
+from sentry.platform import Platform, Watch
 from sentry.platform.dispatch import Tracer, dispatch
 from syscalls.context import SyscallContext
 from syscalls.table import TABLE, Kind
@@ -256,31 +258,44 @@ class SeccompContext(SyscallContext):
         self.answered = True
 
 
-class SeccompPlatform:
-    """Receives one notification at a time and runs its handler."""
+class SeccompPlatform(Platform):
+    """The notification descriptors of a sandbox's processes (one filter each): each
+    notification is received and dispatched as it comes."""
 
-    def __init__(self, notify_fd: int, kernel: object, tracer: Tracer | None = None) -> None:
-        self.notify_fd = notify_fd
-        self.kernel = kernel
-        self.tracer = tracer
+    name = "seccomp"
+
+    def __init__(self, kernel: object, watch: Watch, unwatch: Callable[[int], None],
+                 tracer: Tracer | None = None) -> None:
+        super().__init__(kernel, watch, unwatch, tracer)
+        self._buf = bytearray(_NOTIF.size)
+
+    def add_process(self, notify_fd: int) -> None:
         try:
             # Linux 6.6+ (made for gVisor): the answer wakes the workload on this CPU.
             # The flags are the ioctl's argument itself, not a pointer to them.
             fcntl.ioctl(notify_fd, NOTIF_SET_FLAGS, USER_NOTIF_FD_SYNC_WAKE_UP)
         except OSError as e:
             log.debug("seccomp notification sync wake-up unavailable: %s", e)
-        self._buf = bytearray(_NOTIF.size)
 
-    def fileno(self) -> int:
-        return self.notify_fd
+        def on_event(events: int) -> None:
+            if events & select.EPOLLIN:
+                self.handle_one(notify_fd)
+            elif events & (select.EPOLLHUP | select.EPOLLERR):
+                # Every process under this filter has exited: their waits in the gofer
+                # end before the descriptor (and the ids it qualifies) goes.
+                self.kernel.gofer.check_waiting()
+                self.unwatch(notify_fd)
+                os.close(notify_fd)
 
-    def handle_one(self) -> None:
+        self.watch(notify_fd, on_event)
+
+    def handle_one(self, notify_fd: int) -> None:
         buf = self._buf
         buf[:] = bytes(_NOTIF.size)
         try:
-            fcntl.ioctl(self.notify_fd, NOTIF_RECV, buf, True)
+            fcntl.ioctl(notify_fd, NOTIF_RECV, buf, True)
         except OSError as e:
             if e.errno in (errno.ENOENT, errno.EINTR):
                 return
             raise
-        dispatch(SeccompContext(self.notify_fd, self.kernel, bytes(buf)), self.tracer)
+        dispatch(SeccompContext(notify_fd, self.kernel, bytes(buf)), self.tracer)
