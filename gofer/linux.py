@@ -143,7 +143,11 @@ def ioctl_value(fd: int, request: int, arg: bytes) -> int:
     """ioctl(2) with a buffer argument, returning the call's value (fcntl.ioctl returns
     the buffer instead)."""
     buf = ctypes.create_string_buffer(arg, len(arg))
-    return _check(_libc.ioctl(ctypes.c_int(fd), ctypes.c_ulong(request), buf))
+    while True:
+        try:
+            return _check(_libc.ioctl(ctypes.c_int(fd), ctypes.c_ulong(request), buf))
+        except InterruptedError:  # a signal handler ran: nothing was done, ask again
+            continue
 
 
 def unshare(flags: int) -> None:

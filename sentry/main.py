@@ -704,7 +704,11 @@ def run(cfg: SandboxConfig, status_w: int, detach: bool) -> None:
         marshal.dump(profiler.stats, profile_file)  # what dump_stats writes, to the open file
         profile_file.close()
     else:
-        code = sentry.serve()
+        try:
+            code = sentry.serve()
+        except Exception:  # a sentry bug: said in the log, and the sandbox stops
+            log.exception("the sentry failed: stopping the sandbox")
+            code = sentry._died("the sentry", os.getpid())
     sentry.finish()
     log.info("container %s exited with status %d", cfg.container_id, code)
     logging.shutdown()

@@ -207,6 +207,7 @@ class PtracePlatform(Platform):
         # SIGCHLD (a tracee stopped or ended) wakes the event loop through this pipe.
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGCHLD, lambda _s, _f: None)
+        signal.siginterrupt(signal.SIGCHLD, False)  # SA_RESTART: calls go on
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         watch(self.wake_r, lambda _events: self.ready())
 
