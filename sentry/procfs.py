@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from gofer.mounts import parse_options  # the option table the gofer mounts with
 from syscalls.context import SyscallContext, TargetGone
 
 _STATUS_PID_FIELDS = {"Tgid", "Pid", "PPid", "TracerPid"}
@@ -74,7 +75,6 @@ _MNT_SHOWN = (("nosuid", 0x2), ("nodev", 0x4), ("noexec", 0x8), ("noatime", 0x40
 def _spec_options(options: list[str]) -> tuple[str, str]:
     """The per-mount and superblock options Linux shows for a proc or sysfs mount made
     with these OCI options (relatime unless noatime or strictatime, as mount(2) does)."""
-    from gofer.mounts import parse_options  # the option table the gofer mounts with
     flags, data = parse_options(options)
     ms_rdonly, ms_noatime, ms_strictatime, ms_relatime = 0x1, 0x400, 0x1000000, 0x200000
     if not flags & (ms_noatime | ms_strictatime):
