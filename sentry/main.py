@@ -278,6 +278,10 @@ class Sentry:
         # The sentry and the gofer take turns (one waits while the other works): on one
         # CPU a request is a context switch, not a cross-CPU wake-up (slow on VMs).
         os.sched_setaffinity(0, {_sentry_cpu(workload_cpus, cfg.resources.cpus)})
+        try:
+            workload.enter_ipc(cfg)
+        except OSError as e:
+            raise SetupError(f"joining the IPC namespace: {e.strerror}") from None
         self.gofer, synthetic = self._spawn_gofer()
         workload.enter_network(cfg)
         try:
@@ -313,7 +317,7 @@ class Sentry:
         if "/proc" in synthetic_fds:
             self.kernel.procfs = ProcFS(synthetic_fds["/proc"], synthetic_fds.get("/sys"),
                                         self.init_pid, self.kernel, cfg.masked_paths,
-                                        cfg.sysctl)
+                                        cfg.sysctl, cfg.mounts, cfg.readonly_paths)
         self.state_fd, path = control_path(cfg.state_dir)
         self.control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # 0600 from the moment it exists, whatever umask the runtime was given (the
@@ -326,11 +330,11 @@ class Sentry:
         self.control.listen(64)
 
     def _enter_container_namespaces(self) -> None:
-        """The container's UTS and IPC namespaces (the init's) and a cgroup namespace
-        rooted at the container's cgroup: /proc/<state pid>/ns/* is the container's for
-        the tools that read it (the network one already is; PID and mount cannot be:
-        the sentry must see host PIDs and have its own root)."""
-        for name, flag in (("uts", linux.CLONE_NEWUTS), ("ipc", linux.CLONE_NEWIPC)):
+        """The container's UTS namespace (the init's) and a cgroup namespace rooted at the
+        container's cgroup: /proc/<state pid>/ns/* is the container's for the tools that
+        read it (the network and IPC ones already are; PID and mount cannot be: the
+        sentry must see host PIDs and have its own root)."""
+        for name, flag in (("uts", linux.CLONE_NEWUTS),):
             fd = os.open(f"/proc/{self.init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
             try:
                 linux.setns(fd, flag)

@@ -19,7 +19,7 @@ from gofer import linux
 from sentry.config import ProcessConfig, SandboxConfig
 from sentry.platform import seccomp
 
-_NS_FLAGS = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC}
+_NS_FLAGS = {"uts": linux.CLONE_NEWUTS}  # IPC: enter_ipc, before the gofer is forked
 # The init's namespaces an exec'd process joins (the PID namespace comes with the fork).
 JOINED_NAMESPACES = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC,
                      "time": linux.CLONE_NEWTIME, "mnt": linux.CLONE_NEWNS}
@@ -49,8 +49,27 @@ def reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
+def enter_ipc(cfg: SandboxConfig) -> None:
+    """The sandbox's IPC namespace (a new one, the spec's, or, left out of the spec, the
+    runtime's), entered by the sentry before it forks the gofer: the gofer mounts the
+    spec's mqueue filesystem from inside it, so /dev/mqueue lists the queues the
+    workload's mq_open (a passthrough syscall) makes; the init inherits it."""
+    if "ipc" in cfg.shared_namespaces:
+        return
+    path = cfg.namespace_paths.get("ipc")
+    if not path:
+        linux.unshare(linux.CLONE_NEWIPC)
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        linux.setns(fd, linux.CLONE_NEWIPC)
+    finally:
+        os.close(fd)
+
+
 def enter_container(cfg: SandboxConfig, mnt_ns_fd: int) -> None:
-    """The init's namespaces: new uts and ipc (or the spec's), then a private, read-only
+    """The init's namespaces: a new uts (or the spec's; IPC is inherited: enter_ipc),
+    then a private, read-only
     copy of the gofer's tree (rooted at the container root): the workload loads
     executables from it natively and writes only through the gofer."""
     new = 0
