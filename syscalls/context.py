@@ -17,11 +17,17 @@ from gofer import linux
 PATH_MAX = 4096
 # Only the fields handlers use: parsing all of /proc/TID/status costs more than reading it.
 _STATUS_FIELDS = (b"Umask", b"Tgid", b"Uid", b"Gid", b"Groups", b"CapPrm", b"CapEff")
+_SIGNAL_FIELDS = (b"State", b"Tgid", b"Threads", b"SigPnd", b"ShdPnd", b"SigBlk")
+# The error a syscall returns when a signal interrupts it: the kernel never shows it to
+# the workload but applies Linux's restart rules on the way out (EINTR when the handler
+# lacks SA_RESTART, a restart otherwise or after a stop). Answered only when a signal
+# will be delivered: without one pending the workload would see errno 512.
+ERESTARTSYS = 512
 
 
-def _status_fields(raw: bytes) -> dict[str, str]:
+def _status_fields(raw: bytes, fields: tuple[bytes, ...] = _STATUS_FIELDS) -> dict[str, str]:
     out = {}
-    for key in _STATUS_FIELDS:
+    for key in fields:
         start = raw.find(b"\n" + key + b":\t")
         if start < 0:
             continue
@@ -143,6 +149,66 @@ class SyscallContext(abc.ABC):
         return cached
 
 
+def _read_status(tid: int | str, tgid: int | str | None = None) -> dict[str, str] | None:
+    path = f"/proc/{tid}/status" if tgid is None else f"/proc/{tgid}/task/{tid}/status"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            raw = os.read(fd, 8192)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    return _status_fields(raw, _SIGNAL_FIELDS)
+
+
+def signal_pending(ctx: SyscallContext) -> bool:
+    """Whether the kernel has marked the waiting thread for signal delivery (its
+    TIF_SIGPENDING, which /proc does not show): a signal sent to the thread and not
+    blocked by it; one sent to the process that no other thread could have taken (each
+    blocks it or is stopped); or a group stop that the other threads have entered. On
+    Linux any of them ends an interruptible wait such as a FIFO open."""
+    st = _read_status(ctx.pid)
+    if st is None:
+        raise TargetGone()
+    ctx.validate()  # the fields are the waiting thread's, not a reused TID's
+    try:
+        blocked = int(st["SigBlk"], 16)
+        if int(st["SigPnd"], 16) & ~blocked:
+            return True
+        shared = int(st["ShdPnd"], 16) & ~blocked
+        threads = int(st["Threads"])
+        tgid = st["Tgid"]
+    except (KeyError, ValueError):
+        return False
+    if threads == 1:
+        return shared != 0
+    try:
+        tids = os.listdir(f"/proc/{tgid}/task")
+    except OSError:
+        return False
+    group_stop = False
+    for tid in tids:
+        if tid == str(ctx.pid):
+            continue
+        other = _read_status(tid, tgid)
+        if other is None:
+            continue  # gone: it takes nothing
+        state = other.get("State", "")[:1]
+        if state == "T":
+            group_stop = True  # it stopped and told the others to (signal_wake_up)
+            continue
+        if state in ("t", "Z", "X"):
+            continue  # traced and stopped, or exiting: it takes no signal
+        try:
+            shared &= int(other["SigBlk"], 16)  # what this thread could not have taken
+        except (KeyError, ValueError):
+            return False
+    # "T" (not "t", a ptrace stop) is only ever a stop of the whole group: the first
+    # thread to stop told the others, this one too.
+    return shared != 0 or group_stop
+
+
 class FdLater:
     """A descriptor the gofer gives later (a FIFO open, once the other end is opened):
     installed as the syscall's answer, unless the thread no longer waits."""
@@ -152,7 +218,18 @@ class FdLater:
         self.ctx, self.cloexec = ctx, cloexec
 
     def wanted(self) -> bool:
-        return self.ctx.valid()
+        """False once the thread no longer waits, or once a signal interrupted the open:
+        then it is answered ERESTARTSYS here, as Linux's interruptible wait would end."""
+        ctx = self.ctx
+        try:
+            if not ctx.valid():
+                return False
+            if signal_pending(ctx):
+                ctx.fail(ERESTARTSYS)
+                return False
+        except TargetGone:
+            return False
+        return True
 
     def done(self, fd: int | None, err: int) -> None:
         ctx = self.ctx
