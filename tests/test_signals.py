@@ -38,16 +38,20 @@ def test_signal_scenario_as_under_runc(scenario, runsc, runc, make_bundle, signa
     assert "timeout" not in got.stdout
 
 
+_STATE = "sleep 0.2; grep State /proc/$p/status; "
+
+
 @pytest.mark.parametrize("script", [
     # Job control: the stopped job is shown stopped, continues, and ends by SIGTERM.
     "sleep 100 & kill -STOP %1; kill -CONT %1; kill %1; wait; echo status $?",
-    "sleep 100 & p=$!; kill -STOP $p; sleep 0.2; kill -CONT $p; kill $p; wait $p; echo $?",
-    # A FIFO open in a stopped and continued job completes when its writer comes.
-    # (The writer waits until the reader waits again: busybox's SIGCHLD handler has no
-    # SA_RESTART, and the continued cat's SIGCHLD would interrupt a writer's open that
-    # came first, on Linux too.)
-    "cd /tmp && mkfifo f && { cat f & p=$!; sleep 0.3; kill -STOP $p; sleep 0.2;"
-    " kill -CONT $p; sleep 0.3; echo hi > f; wait $p; echo status $?; }",
+    "sleep 100 & p=$!; kill -STOP $p; " + _STATE + "kill -CONT $p; " + _STATE +
+    "kill $p; wait $p; echo $?",
+    # A FIFO open in a job that is stopped (it shows "T" at once, as on Linux) and continued
+    # completes when its writer comes. (The writer waits until the reader waits again:
+    # busybox's SIGCHLD handler has no SA_RESTART, and the continued cat's SIGCHLD would
+    # interrupt a writer's open that came first, on Linux too.)
+    "cd /tmp && mkfifo f && { cat f & p=$!; sleep 0.3; kill -STOP $p; " + _STATE +
+    "kill -CONT $p; " + _STATE + "echo hi > f; wait $p; echo status $?; }",
 ])
 def test_busybox_sh_job_control_as_under_runc(script, runsc, runc, make_bundle):
     bundle = make_bundle("sh", "-c", script, readonly=False)
