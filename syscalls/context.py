@@ -162,12 +162,16 @@ def _read_status(tid: int | str, tgid: int | str | None = None) -> dict[str, str
     return _status_fields(raw, _SIGNAL_FIELDS)
 
 
-def signal_pending(ctx: SyscallContext) -> bool:
+def signal_pending(ctx: SyscallContext, seen: int = 0) -> tuple[bool, int]:
     """Whether the kernel has marked the waiting thread for signal delivery (its
-    TIF_SIGPENDING, which /proc does not show): a signal sent to the thread and not
-    blocked by it; one sent to the process that no other thread could have taken (each
-    blocks it or is stopped); or a group stop that the other threads have entered. On
-    Linux any of them ends an interruptible wait such as a FIFO open."""
+    TIF_SIGPENDING, which /proc does not show), and the signals pending for its process
+    that it does not block (give them as `seen` to the next call). Marked are: a thread
+    that a signal was sent to, unless it blocks it; one that a signal sent to the process
+    (kill, a timer, a tty's SIGINT) went to, which is certain when every other thread
+    blocks it and, for the thread group leader (the kernel's first choice), when it is
+    still pending at the next check (a running thread would have taken it); and one whose
+    process is in a group stop. On Linux any of them ends an interruptible wait such as a
+    FIFO open."""
     st = _read_status(ctx.pid)
     if st is None:
         raise TargetGone()
@@ -175,19 +179,21 @@ def signal_pending(ctx: SyscallContext) -> bool:
     try:
         blocked = int(st["SigBlk"], 16)
         if int(st["SigPnd"], 16) & ~blocked:
-            return True
+            return True, 0
         shared = int(st["ShdPnd"], 16) & ~blocked
         threads = int(st["Threads"])
         tgid = st["Tgid"]
     except (KeyError, ValueError):
-        return False
-    if threads == 1:
-        return shared != 0
+        return False, 0
+    if shared and threads == 1:
+        return True, shared
+    if shared & seen and tgid == str(ctx.pid):
+        return True, shared
     try:
         tids = os.listdir(f"/proc/{tgid}/task")
     except OSError:
-        return False
-    group_stop = False
+        return False, shared
+    only_us = shared
     for tid in tids:
         if tid == str(ctx.pid):
             continue
@@ -196,26 +202,26 @@ def signal_pending(ctx: SyscallContext) -> bool:
             continue  # gone: it takes nothing
         state = other.get("State", "")[:1]
         if state == "T":
-            group_stop = True  # it stopped and told the others to (signal_wake_up)
-            continue
+            # "T" (not "t", a ptrace stop) is only ever a stop of the whole group: the
+            # first thread to stop told the others, this one too (signal_wake_up).
+            return True, shared
         if state in ("t", "Z", "X"):
             continue  # traced and stopped, or exiting: it takes no signal
         try:
-            shared &= int(other["SigBlk"], 16)  # what this thread could not have taken
+            only_us &= int(other["SigBlk"], 16)  # what this thread could not have taken
         except (KeyError, ValueError):
-            return False
-    # "T" (not "t", a ptrace stop) is only ever a stop of the whole group: the first
-    # thread to stop told the others, this one too.
-    return shared != 0 or group_stop
+            return False, shared
+    return only_us != 0, shared
 
 
 class FdLater:
     """A descriptor the gofer gives later (a FIFO open, once the other end is opened):
     installed as the syscall's answer, unless the thread no longer waits."""
-    __slots__ = ("ctx", "cloexec")
+    __slots__ = ("ctx", "cloexec", "seen")
 
     def __init__(self, ctx: SyscallContext, cloexec: bool) -> None:
         self.ctx, self.cloexec = ctx, cloexec
+        self.seen = 0  # the process's pending signals at the last check
 
     def wanted(self) -> bool:
         """False once the thread no longer waits, or once a signal interrupted the open:
@@ -224,7 +230,8 @@ class FdLater:
         try:
             if not ctx.valid():
                 return False
-            if signal_pending(ctx):
+            interrupted, self.seen = signal_pending(ctx, self.seen)
+            if interrupted:
                 ctx.fail(ERESTARTSYS)
                 return False
         except TargetGone:

@@ -14,6 +14,8 @@
  *   fifo-blocked             a FIFO open waits with SIGUSR1 blocked; SIGUSR1 changes nothing.
  *   fifo-thread              a thread's FIFO open waits; a signal to the process goes to the
  *                            main thread, one to the thread ends the open with EINTR.
+ *   fifo-leader              the main thread's FIFO open waits, another thread sleeps; a
+ *                            signal to the process ends the open with EINTR.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -183,6 +185,12 @@ static void write_hi(const char *path) {
     close(fd);
 }
 
+static void *sleeper(void *arg) {
+    (void)arg;
+    msleep(3000);
+    return NULL;
+}
+
 static const char *thread_path;
 static void *thread_open(void *arg) {
     (void)arg;
@@ -242,6 +250,24 @@ int main(int argc, char **argv) {
         pthread_kill(t, SIGUSR1);
         pthread_join(t, NULL);
         printf("handled: %d\n", handled);
+    } else if (!strcmp(s, "fifo-leader")) {
+        /* The main thread waits in a FIFO open while another sleeps: a signal sent to the
+         * process goes to the main thread (the kernel's first choice) and ends the open. */
+        catch(SIGUSR1, 0);
+        pthread_t t;
+        pthread_create(&t, NULL, sleeper, NULL);
+        pid_t parent = getpid();
+        if ((pid = fork()) == 0) { msleep(300); kill(parent, SIGUSR1); _exit(0); }
+        pid_t writer = fork();
+        if (writer == 0) { msleep(1500); write_hi(path); _exit(0); }
+        int fd = open(path, O_RDONLY);
+        result("open", fd < 0 ? -1 : 0);
+        printf("handled: %d\n", handled);
+        if (fd < 0) fd = open(path, O_RDONLY);
+        char buf[16] = {0};
+        result("read", read(fd, buf, sizeof buf - 1));
+        wait_for("signaller", pid, 0);
+        wait_for("writer", writer, 0);
     } else {
         fprintf(stderr, "unknown scenario %s\n", s);
         return 2;

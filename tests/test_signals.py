@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, build_static
 
 SCENARIOS = ["notify-sigio", "notify-rt", "timer", "timer-restart", "fifo-stop", "fifo-quit",
-             "fifo-blocked", "fifo-thread"]
+             "fifo-blocked", "fifo-thread", "fifo-leader"]
 
 
 @pytest.fixture(scope="session")
