@@ -231,7 +231,10 @@ class FdLater:
             if not ctx.valid():
                 return False
             interrupted, self.seen = signal_pending(ctx, self.seen)
-            if interrupted:
+            # pause: a thread in a killable wait cannot freeze until it is answered (and
+            # the freezer has marked it): it freezes, and the open restarts after resume.
+            cgroup = getattr(ctx.kernel, "cgroup", None)
+            if interrupted or (cgroup is not None and cgroup.freezing()):
                 ctx.fail(ERESTARTSYS)
                 return False
         except TargetGone:

@@ -112,6 +112,7 @@ static void timer(int flags) {
     struct itimerval it = {.it_interval = {0, 1000}, .it_value = {0, 1000}};
     setitimer(ITIMER_REAL, &it, NULL);
     int effect = 0, other = 0, interrupted = 0;
+    long calls = 0;
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     close(open("/tmp/x", O_WRONLY | O_CREAT, 0644));
@@ -126,6 +127,7 @@ static void timer(int flags) {
         COUNT(uname(&u));
         while (renamed("/tmp/y", "/tmp/x", &effect, &other) < 0 && errno == EINTR)
             interrupted++;
+        calls += 5;
         if (other > 100) break;
         clock_gettime(CLOCK_MONOTONIC, &t);
     } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 1000);
@@ -134,7 +136,8 @@ static void timer(int flags) {
     printf("failed after taking effect: %d\n", effect);
     printf("failed otherwise: %d\n", other);
     if (flags & SA_RESTART) printf("interrupted: %d\n", interrupted);
-    fprintf(stderr, "interrupted: %d\n", interrupted);
+    fprintf(stderr, "interrupted: %d of %ld calls, %d signals\n", interrupted, calls,
+            (int)handled);
     printf("signals: %s\n", handled > 10 ? "many" : "few");
 }
 

@@ -6,11 +6,14 @@ EINTR without SA_RESTART, restarted with it or after a stop. Each scenario of
 tests/signals.c runs under runc and under runsc-py and must print the same."""
 from __future__ import annotations
 
+import json
 import shutil
+import time
+import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO, build_static
+from conftest import REPO, Runtime, build_static
 
 SCENARIOS = ["notify-sigio", "notify-rt", "timer", "timer-restart", "fifo-stop", "fifo-quit",
              "fifo-blocked", "fifo-thread", "fifo-leader"]
@@ -61,3 +64,44 @@ def test_busybox_sh_job_control_as_under_runc(script, runsc, runc, make_bundle):
         f.unlink()
     got = runsc.run(bundle, timeout=60)
     assert (got.returncode, got.stdout) == (want.returncode, want.stdout), got.stderr
+
+
+class Runc(Runtime):
+    """runc with a private --root, called exactly as runsc-py is."""
+
+    def cmd(self, *args: str) -> list[str]:
+        return ["runc", "--root", str(self.root), *args]
+
+
+def _wait_for(predicate, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("runtime", ["runc", "runsc-py"])
+def test_pause_and_resume_while_a_fifo_open_waits(runtime, runsc, tmp_path, make_bundle):
+    """pause freezes a process whose FIFO open waits (the sentry lets it go, the kernel
+    freezes it); after resume the open waits again and completes when a writer comes."""
+    rt = runsc if runtime == "runsc-py" else Runc(tmp_path / "runc-state")
+    try:
+        bundle = make_bundle("sh", "-c", "cd /tmp && mkfifo f && cat f > out; echo done >> out",
+                             readonly=False)
+        cid = "p-" + uuid.uuid4().hex[:10]
+        assert rt("create", "--bundle", str(bundle.path), cid).returncode == 0
+        assert rt("start", cid).returncode == 0
+        _wait_for((bundle.rootfs / "tmp" / "out").exists, "the reader")
+        time.sleep(0.3)
+        r = rt("pause", cid, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(rt("state", cid).stdout)["status"] == "paused"
+        assert rt("resume", cid).returncode == 0
+        r = rt("exec", cid, "sh", "-c", "echo hi > /tmp/f", timeout=30)
+        assert r.returncode == 0, r.stderr
+        _wait_for(lambda: json.loads(rt("state", cid).stdout)["status"] == "stopped",
+                  "the container to end")
+        assert (bundle.rootfs / "tmp" / "out").read_text() == "hi\ndone\n"
+    finally:
+        if rt is not runsc:
+            rt.cleanup()

@@ -204,33 +204,36 @@ def _export_bpf(f: pyseccomp.SyscallFilter) -> bytes:
         os.close(fd)
 
 
-def _load_listener(bpf: bytes) -> int:
+def _load_listener(bpf: bytes, killable: bool) -> int:
     """Load a BPF program that returns USER_NOTIF; its notification descriptor."""
     n = len(bpf) // ctypes.sizeof(_SockFilter)
     if n == 0 or n * ctypes.sizeof(_SockFilter) != len(bpf):
         raise OSError(errno.EINVAL, "malformed BPF from libseccomp")
     insns = (_SockFilter * n).from_buffer_copy(bpf)
     fprog = _SockFprog(n, insns)
-    try:
-        return linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER,
-                             _FILTER_FLAG_NEW_LISTENER | _FILTER_FLAG_WAIT_KILLABLE_RECV,
-                             ctypes.byref(fprog))
-    except OSError as e:
-        if e.errno != errno.EINVAL:
-            raise
+    if killable:
+        try:
+            return linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER,
+                                 _FILTER_FLAG_NEW_LISTENER | _FILTER_FLAG_WAIT_KILLABLE_RECV,
+                                 ctypes.byref(fprog))
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
     # Before 5.19: interruptible waits (emulated calls may then end with EINTR).
     return linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, _FILTER_FLAG_NEW_LISTENER,
                          ctypes.byref(fprog))
 
 
-def install_filter(no_new_privs: bool, bounding: Collection[int]) -> int:
-    """Load the filters into the calling process; the notification descriptor."""
+def install_filter(no_new_privs: bool, bounding: Collection[int], killable: bool = True) -> int:
+    """Load the filters into the calling process; the notification descriptor. killable:
+    received notifications wait killable (WAIT_KILLABLE_RECV), unless pause can freeze
+    the sentry (cgroup v2): a thread whose call a frozen sentry holds could not freeze."""
     f = build_filter(no_new_privs, bounding)
     bpf = _export_bpf(f)
     if no_new_privs:  # what seccomp_load does for CTL_NNP
         linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     # Without no_new_privs the caller is still root (CAP_SYS_ADMIN), which loading needs.
-    fd = _load_listener(bpf)
+    fd = _load_listener(bpf, killable)
     _load_program(arg_rules_program())
     return fd
 
