@@ -163,6 +163,12 @@ def _read_status(tid: int | str, tgid: int | str | None = None) -> dict[str, str
     return _status_fields(raw, _SIGNAL_FIELDS)
 
 
+def _sentry_waiters(ctx: SyscallContext) -> set[int]:
+    """The threads whose FIFO opens wait in the sentry."""
+    waiting = getattr(getattr(ctx.kernel, "gofer", None), "waiting", {})
+    return {w.ctx.pid for w in waiting.values() if isinstance(w, FdLater)}
+
+
 def signal_pending(ctx: SyscallContext, seen: int = 0) -> tuple[bool, int]:
     """Whether the kernel has marked the waiting thread for signal delivery (its
     TIF_SIGPENDING, which /proc does not show), and the signals pending for its process
@@ -189,7 +195,18 @@ def signal_pending(ctx: SyscallContext, seen: int = 0) -> tuple[bool, int]:
     if shared and threads == 1:
         return True, shared
     if shared & seen and tgid == str(ctx.pid):
-        return True, shared
+        # Unless another thread of the process waits in the sentry too (the kernel may have
+        # chosen it, as the thread a child's SIGCHLD is sent to first): then neither is
+        # certain. (One in a long uninterruptible sleep of its own could be chosen too:
+        # rare, and it would see errno 512; README.)
+        for tid in _sentry_waiters(ctx):
+            if tid != ctx.pid and (other := _read_status(tid, tgid)) is not None:
+                try:
+                    shared &= int(other.get("SigBlk", "0"), 16)
+                except ValueError:
+                    shared = 0
+        if shared:
+            return True, shared
     try:
         tids = os.listdir(f"/proc/{tgid}/task")
     except OSError:
