@@ -55,6 +55,8 @@ _STATE = "sleep 0.2; grep State /proc/$p/status; "
     # interrupt a writer's open that came first, on Linux too.)
     "cd /tmp && mkfifo f && { cat f & p=$!; sleep 0.3; kill -STOP $p; " + _STATE +
     "kill -CONT $p; " + _STATE + "echo hi > f; wait $p; echo status $?; }",
+    # A fatal signal ends a waiting FIFO open at once (the kernel ends a killable wait).
+    "cd /tmp && mkfifo f && { cat f & p=$!; sleep 0.3; kill $p; wait $p; echo status $?; }",
 ])
 def test_busybox_sh_job_control_as_under_runc(script, runsc, runc, make_bundle):
     bundle = make_bundle("sh", "-c", script, readonly=False)
