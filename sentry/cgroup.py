@@ -437,6 +437,13 @@ class Cgroup:
         raise CgroupError("the container's processes did not " +
                           ("freeze" if frozen else "thaw"))
 
+    def freezing(self) -> bool:
+        """Whether pause has asked the workload to freeze (FREEZING or FROZEN): the kernel
+        has then marked each of its threads for signal handling, as a signal would."""
+        if self.v2:
+            return self._read("", "cgroup.freeze") == "1"
+        return self._read("freezer", "freezer.state") in ("FREEZING", "FROZEN")
+
     def frozen(self) -> bool:
         if self.v2:
             events = self._read("", "cgroup.events") or ""

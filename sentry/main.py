@@ -37,7 +37,7 @@ _NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE
                   signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
                   signal.SIGTRAP, signal.SIGSYS}
 _START_PIDS_RESERVE = 16  # tasks the sandbox may start before it counts its own
-_WAIT_CHECK = 0.05  # seconds between checks that waiting FIFO opens are still wanted
+_WAIT_CHECK = 0.05  # seconds between checks of waiting FIFO opens (wanted, signalled)
 
 
 class SetupError(Exception):
@@ -416,7 +416,8 @@ class Sentry:
         while not result:
             try:
                 # While requests wait in the gofer, look every _WAIT_CHECK whether their
-                # threads still wait: the kernel says nothing when a signal ends a wait.
+                # threads still wait, or have a signal to take (a killable wait: the
+                # sentry ends it, FdLater.wanted), or pause is freezing them.
                 for fd, events in poll(_WAIT_CHECK if gofer.waiting else -1):
                     handler = handlers.get(fd)
                     if handler is None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from gofer import linux
+from sentry.cgroup import is_v2 as cgroup_v2
 from sentry.config import ProcessConfig, SandboxConfig
 from sentry.platform import seccomp
 
@@ -249,6 +250,9 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
         else:
             _own_stdio(proc.uid, proc.gid)
         last_cap = _last_cap()  # the host's /proc is out of reach once in the container
+        # On cgroup v2 pause freezes the sentry too (sentry/cgroup.py): then killable
+        # waits for its answers would keep the workload from freezing.
+        killable = not cgroup_v2()
         enter()
         keep = {0, 1, 2, sock.fileno()} | ({start_r} if start_r is not None else set())
         _close_other_fds(keep)
@@ -256,7 +260,7 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
         if proc.umask is not None:
             os.umask(proc.umask)
         notify_fd = seccomp.install_filter(
-            proc.no_new_privs, set(proc.capabilities.get("bounding", [])))
+            proc.no_new_privs, set(proc.capabilities.get("bounding", [])), killable)
     except Exception as e:  # report the cause to the sentry, which reports it to the user
         msg = f"error:setting up the container: {e}"
         try:
