@@ -20,9 +20,11 @@ Messages are JSON, one per SOCK_SEQPACKET packet, descriptors alongside:
                      {"op": "signal", "pid": pid, "signal": n}
                      {"op": "signal_thread", "tid": tid, "signal": n}  (a thread of the
                        sandbox's PID namespace, by host TID: what Linux sends the caller
-                       itself, such as SIGXFSZ from an emulated truncate)
+                       itself, such as SIGXFSZ from an emulated truncate; answered, so
+                       that the signal is pending before the sentry answers the call)
   spawner -> sentry  {"boot_offset": seconds} once, {"pid": pid} or {"error": text}
-                     per spawn, {"exited": pid, "code": code} when a child ends
+                     per spawn, {"signalled": bool} per signal_thread,
+                     {"exited": pid, "code": code} when a child ends
 """
 from __future__ import annotations
 
@@ -39,7 +41,6 @@ from sentry.cgroup import Cgroup, CgroupError
 from sentry.config import ProcessConfig, SandboxConfig
 
 _MAX_MESSAGE = 1 << 20
-_PIDFD_THREAD = os.O_EXCL  # Linux 6.9+: a pidfd for one thread, signals to that thread
 
 
 def exit_code(status: int) -> int:
@@ -134,6 +135,7 @@ class Spawner:
         """Send sig to one thread of the sandbox, named by its host TID (nothing if it is
         gone or not the sandbox's)."""
         self.sock.send(json.dumps({"op": "signal_thread", "tid": tid, "signal": sig}).encode())
+        self._reply()
 
     def readable(self) -> None:
         """Read what the spawner sent (exits) into self.exits."""
@@ -208,16 +210,16 @@ class _Server:
         try:
             req = json.loads(data)
             op = req.get("op") if isinstance(req, dict) else None
-            if op in ("signal", "signal_thread"):  # never answered: the sentry does not wait
+            if op == "signal":  # never answered: the sentry does not wait for one
                 try:
-                    if op == "signal":
-                        self._signal(int(req["pid"]), int(req["signal"]))
-                    else:
-                        self._signal_thread(int(req["tid"]), int(req["signal"]))
+                    self._signal(int(req["pid"]), int(req["signal"]))
                 except (KeyError, TypeError, ValueError):
                     pass
                 return True
-            reply = self._spawn(req, fds) if op == "spawn" else {"error": "unknown request"}
+            if op == "signal_thread":
+                reply = {"signalled": self._signal_thread(int(req["tid"]), int(req["signal"]))}
+            else:
+                reply = self._spawn(req, fds) if op == "spawn" else {"error": "unknown request"}
         except (ValueError, KeyError, TypeError) as e:
             reply = {"error": f"malformed request: {e}"}
         finally:
@@ -304,21 +306,22 @@ class _Server:
             except OSError:
                 pass  # exited, not yet reaped
 
-    def _signal_thread(self, tid: int, sig: int) -> None:
+    def _signal_thread(self, tid: int, sig: int) -> bool:
         if not (0 < tid and 0 < sig < signal.NSIG and self.sandbox_pidns):
-            return
+            return False
         try:
-            pidfd = os.pidfd_open(tid, _PIDFD_THREAD)
+            pidfd = os.pidfd_open(tid, linux.PIDFD_THREAD)
         except OSError:
-            return  # gone
+            return False  # gone
         try:
             # The pidfd names one task for good; if that task was gone and its TID reused
             # by the time /proc is read, the signal below finds nobody (ESRCH).
             if os.readlink(f"/proc/{tid}/ns/pid") != self.sandbox_pidns:
-                return
+                return False
             signal.pidfd_send_signal(pidfd, sig)  # a thread's pidfd: to that thread
+            return True
         except OSError:
-            pass
+            return False
         finally:
             os.close(pidfd)
 

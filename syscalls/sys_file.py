@@ -721,14 +721,11 @@ def truncate(ctx: SyscallContext) -> None:
     try:
         _on_object(ctx, AT_FDCWD, ctx.args[0], 0, "truncate", length=length, fsize=fsize)
     except OSError as e:
-        if e.errno == errno.EFBIG and fsize is not None and length > fsize:
-            # Linux signals the caller too (SIGXFSZ: it ends the process unless handled).
-            # After the answer: arriving while the thread waits for it, a handled signal
-            # would end the wait with EINTR. (So it comes a moment after the call returns,
-            # where Linux delivers it on the return.)
-            ctx.fail(errno.EFBIG)
-            if ctx.kernel.signal_thread is not None:
-                ctx.kernel.signal_thread(ctx.pid, signal.SIGXFSZ)
-            return
+        if (e.errno == errno.EFBIG and fsize is not None and length > fsize
+                and ctx.kernel.signal_thread is not None):
+            # Linux signals the caller too (SIGXFSZ: it ends the process unless handled),
+            # on the call's return: pending before the answer (the wait for it does not
+            # end for a signal once the sentry has the call: WAIT_KILLABLE_RECV).
+            ctx.kernel.signal_thread(ctx.pid, signal.SIGXFSZ)
         raise
     ctx.reply(0)

@@ -139,7 +139,7 @@ def test_spawner_signals_threads_of_the_sandbox_only():
         server = _Server.__new__(_Server)
         server.sandbox_pidns = os.readlink(f"/proc/{target}/ns/pid")
         server._signal_thread(outside.pid, signal.SIGKILL)
-        server._signal_thread(os.getpid(), 0)
+        assert not server._signal_thread(os.getpid(), 0)
         time.sleep(0.2)
         assert outside.poll() is None
         server._signal_thread(target, signal.SIGKILL)  # (the namespace's pid 1)

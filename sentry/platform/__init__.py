@@ -75,7 +75,7 @@ def create(name: str, kernel: object, watch: Watch, unwatch: Callable[[int], Non
 
 
 def child_setup(name: str, sock: socket.socket, no_new_privs: bool,
-                bounding: Collection[int]) -> int:
+                bounding: Collection[int], killable: bool = True) -> int:
     """In the workload's process, before its execve: what the platform needs of it; the
     notification descriptor of its filter. Under ptrace, the sentry attaches first (a
     traced call with no tracer would fail ENOSYS)."""
@@ -87,4 +87,4 @@ def child_setup(name: str, sock: socket.socket, no_new_privs: bool,
         if sock.recv(16) != b"go":
             raise OSError("the sentry did not attach")
         marker = seccomp.TRACE_MARKER_NR
-    return seccomp.install_filter(no_new_privs, bounding, marker)
+    return seccomp.install_filter(no_new_privs, bounding, killable, marker)

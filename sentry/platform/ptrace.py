@@ -47,7 +47,10 @@ from ptrace.error import PtraceError
 from gofer import linux
 from sentry.platform import Platform, Watch
 from sentry.platform.dispatch import Tracer, dispatch
+from sentry.platform.seccomp import ERESTARTSYS
 from sentry.platform.seccomp import TRACE_MARKER_NR as MARKER_NR
+from sentry.platform.seccomp import TRACE_RESTART_COOKIE as RESTART_COOKIE
+from sentry.platform.seccomp import TRACE_RESTART_NR as RESTART_NR
 from syscalls.context import SyscallContext
 
 log = logging.getLogger("runsc-py.sentry")
@@ -163,6 +166,15 @@ class PtraceContext(SyscallContext):
     def fail(self, err: int) -> None:
         self.answered = True
         self.record(-err)
+        if err == ERESTARTSYS:
+            # A skipped call (orig_rax -1) is never restarted: the filter skips the
+            # restart call with ERESTARTSYS instead, and the call's number is put back
+            # at the signal's stop, before the kernel restarts it or says EINTR.
+            if self.platform.stops.get(self.pid) == self.serial:
+                self.platform.restarts[self.pid] = (self.nr, self.regs.rdi)
+            self.regs.orig_rax, self.regs.rdi = RESTART_NR, RESTART_COOKIE
+            self._resume(True)
+            return
         self.regs.orig_rax, self.regs.rax = _SKIP, -err & _SKIP
         self._resume(True)
 
@@ -199,6 +211,8 @@ class PtracePlatform(Platform):
         self.stops: dict[int, int] = {}  # tid -> serial of the seccomp stop it is in
         self.exits: dict[int, PtraceContext] = {}  # tid -> call whose exit stop comes
         self.handovers: dict[int, tuple[int, bool, PtraceContext]] = {}
+        # tid -> (number, first argument) of the call a signal interrupted (fail)
+        self.restarts: dict[int, tuple[int, int]] = {}
         self.foreign: dict[int, int] = {}  # the sentry's own children reaped here: status
         self.tracees: set[int] = set()
         self.started: set[int] = set()  # tracees past their first execve (or forked after)
@@ -298,6 +312,8 @@ class PtracePlatform(Platform):
         self.tracees.add(pid)  # (an auto-attached thread may report before its parent)
         sig, event = os.WSTOPSIG(status), status >> 16
         try:
+            if pid in self.restarts and event != EVENT_SECCOMP:
+                self._unmark_restart(pid)
             if event == EVENT_SECCOMP:
                 self._syscall(pid)
             elif sig == signal.SIGTRAP | 0x80:
@@ -353,7 +369,17 @@ class PtracePlatform(Platform):
             nspid[-1] == b"1"
         return tgid_is_init and not caught >> (sig - 1) & 1
 
+    def _unmark_restart(self, tid: int) -> None:
+        """The interrupted call's own number and argument back in place (at the signal's
+        stop: the kernel restarts the call from orig_rax after it)."""
+        nr, arg0 = self.restarts.pop(tid)
+        regs = _getregs(tid)
+        if regs.orig_rax == RESTART_NR:
+            regs.orig_rax, regs.rdi = nr, arg0
+            _setregs(tid, regs)
+
     def _gone(self, tid: int) -> None:
+        self.restarts.pop(tid, None)
         self.tracees.discard(tid)
         self.started.discard(tid)
         self.stops.pop(tid, None)
@@ -365,6 +391,7 @@ class PtracePlatform(Platform):
             os.close(handover[0])
 
     def _syscall(self, tid: int) -> None:
+        self.restarts.pop(tid, None)
         regs = _getregs(tid)
         self.serial += 1
         self.stops[tid] = self.serial

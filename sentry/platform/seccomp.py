@@ -51,6 +51,12 @@ ADDFD_FLAG_SEND = 2
 # The call the ptrace platform turns a trapped call into to hand the workload a
 # descriptor (tuxcall: ENOSYS on Linux x86_64; see sentry/platform/ptrace.py).
 TRACE_MARKER_NR = 184
+# And the one it turns a waiting call into when a signal must interrupt it: skipped with
+# ERESTARTSYS by the filter (its first argument the cookie), so the kernel applies
+# Linux's restart rules to it; the tracer puts the call's own number back at the
+# signal's stop (afs_syscall: ENOSYS on Linux).
+TRACE_RESTART_NR, TRACE_RESTART_COOKIE = 183, 0x5245535441525453
+ERESTARTSYS = 512
 
 
 def build_filter(no_new_privs: bool, bounding: Collection[int],
@@ -73,6 +79,9 @@ def build_filter(no_new_privs: bool, bounding: Collection[int],
     for sc in TABLE.values():
         if sc.nr == trace_marker:
             f.add_rule(pyseccomp.NOTIFY, sc.nr)
+        elif trace and sc.nr == TRACE_RESTART_NR:
+            f.add_rule(pyseccomp.ERRNO(ERESTARTSYS), sc.nr,
+                       pyseccomp.Arg(0, pyseccomp.EQ, TRACE_RESTART_COOKIE))
         elif sc.cap_gate is not None and sc.cap_gate.cap not in bounding:
             f.add_rule(pyseccomp.ERRNO(errno.EPERM), sc.nr)
         elif sc.kind is Kind.EMULATE:
@@ -198,16 +207,60 @@ def _load_program(prog: list[tuple[int, int, int, int]]) -> None:
     linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(fprog))
 
 
-def install_filter(no_new_privs: bool, bounding: Collection[int],
+_FILTER_FLAG_NEW_LISTENER = 1 << 3
+# Linux 5.19+: once the sentry has received a notification, the thread waits for the
+# answer killable, not interruptible. A caught signal (the gofer's own change firing a
+# dnotify SIGIO, a timer, SIGCHLD) is then delivered after the answer, as Linux delivers
+# it after a chmod or rename; without it the wait ends, the call returns EINTR (or is
+# restarted) although the sentry completed it. Calls that do wait (a FIFO open) are
+# interrupted by the sentry itself (SyscallContext.interrupt).
+_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
+
+
+def _export_bpf(f: pyseccomp.SyscallFilter) -> bytes:
+    """The filter's classic BPF as libseccomp generates it (2.5 cannot set the flag)."""
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+    try:
+        rc = pyseccomp._libseccomp.seccomp_export_bpf(f._filter, fd)
+        if rc < 0:
+            raise OSError(-rc, "seccomp_export_bpf failed")
+        return os.pread(fd, os.fstat(fd).st_size, 0)
+    finally:
+        os.close(fd)
+
+
+def _load_listener(bpf: bytes, killable: bool) -> int:
+    """Load a BPF program that returns USER_NOTIF; its notification descriptor."""
+    n = len(bpf) // ctypes.sizeof(_SockFilter)
+    if n == 0 or n * ctypes.sizeof(_SockFilter) != len(bpf):
+        raise OSError(errno.EINVAL, "malformed BPF from libseccomp")
+    insns = (_SockFilter * n).from_buffer_copy(bpf)
+    fprog = _SockFprog(n, insns)
+    if killable:
+        try:
+            return linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER,
+                                 _FILTER_FLAG_NEW_LISTENER | _FILTER_FLAG_WAIT_KILLABLE_RECV,
+                                 ctypes.byref(fprog))
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+    # Before 5.19: interruptible waits (emulated calls may then end with EINTR).
+    return linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, _FILTER_FLAG_NEW_LISTENER,
+                         ctypes.byref(fprog))
+
+
+def install_filter(no_new_privs: bool, bounding: Collection[int], killable: bool = True,
                    trace_marker: int | None = None) -> int:
-    """Load the filters into the calling process; the notification descriptor."""
+    """Load the filters into the calling process; the notification descriptor. killable:
+    received notifications wait killable (WAIT_KILLABLE_RECV), unless pause can freeze
+    the sentry (cgroup v2): a thread whose call a frozen sentry holds could not freeze.
+    trace_marker: the ptrace platform's filter (build_filter)."""
     f = build_filter(no_new_privs, bounding, trace_marker)
-    f.load()
-    fd = pyseccomp._libseccomp.seccomp_notify_fd(f._filter)
-    if fd < 0:
-        raise OSError(-fd, "seccomp notification descriptor unavailable")
-    # After the main filter: with no_new_privs it has set that bit, and otherwise the
-    # caller is still root (CAP_SYS_ADMIN), which loading a filter needs.
+    bpf = _export_bpf(f)
+    if no_new_privs:  # what seccomp_load does for CTL_NNP
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    # Without no_new_privs the caller is still root (CAP_SYS_ADMIN), which loading needs.
+    fd = _load_listener(bpf, killable)
     _load_program(arg_rules_program())
     return fd
 
