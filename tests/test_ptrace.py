@@ -22,8 +22,9 @@ def tracer_bin(tmp_path_factory):
     return build_static(tmp_path_factory, REPO / "tests" / "tracer.c")
 
 
-def _bundle(make_bundle, tracer_bin, *args: str, caps: list[str] | None = None):
-    b = make_bundle(*args)
+def _bundle(make_bundle, tracer_bin, *args: str, caps: list[str] | None = None,
+            readonly: bool = True):
+    b = make_bundle(*args, readonly=readonly)
     shutil.copy(tracer_bin, b.rootfs / "tracer")
     names = BASE_CAPS + (caps or [])
     b.spec["process"]["capabilities"] = {k: names for k in
@@ -136,4 +137,29 @@ def test_a_traced_exec_process_still_reports_its_exit(runsc, make_bundle, tracer
     out, err = held.communicate(timeout=20)
     assert held.returncode == 7, (out, err)
     assert out == "held_exit=seize 0\n"
+    runsc("delete", "--force", cid)
+
+
+def test_no_workload_process_traces_an_exec_during_its_set_up(runsc, make_bundle, tracer_bin):
+    """An exec'd process is forked by the spawner and sets itself up (namespaces, filter,
+    user) as root with every capability, in the sandbox's PID namespace. The init, with
+    CAP_SYS_PTRACE (which passes Linux's own ptrace checks), seizes every pid over and
+    over while execs start: it seizes none of them, neither during the set-up nor after
+    (each process lineage is a Landlock domain of its own)."""
+    cid = "t-" + uuid.uuid4().hex[:10]
+    b = _bundle(make_bundle, tracer_bin, "/tracer", "hunt:6", readonly=False,
+                caps=["CAP_SYS_PTRACE", "CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE"])
+    assert runsc("create", "--bundle", str(b.path), cid).returncode == 0
+    assert runsc("start", cid).returncode == 0
+    time.sleep(0.5)
+    execs = [runsc("exec", cid, "sleep", "0.2", timeout=30) for _ in range(6)]
+    for _ in range(100):
+        if (b.rootfs / "hunt.out").read_text().endswith("seized\n"):
+            break
+        time.sleep(0.1)
+    out = (b.rootfs / "hunt.out").read_text()
+    assert "seized " not in out, out
+    assert [r.returncode for r in execs] == [0] * 6, execs
+    tries, seized = (int(w) for w in re.findall(r"hunt=(\d+) tries (\d+) seized", out)[0])
+    assert (tries > 10000, seized) == (True, 0)
     runsc("delete", "--force", cid)

@@ -10,6 +10,9 @@
  *   getfilter    PTRACE_SECCOMP_GET_FILTER / GET_METADATA (must fail)
  *   rewrite_mount       at the entry of the child's getppid, the tracer makes it mount(2)
  *   rewrite_open:PATH   ... makes it openat(PATH): the filter sees the rewritten call
+ *   hunt:SECONDS  SEIZE every pid of the sandbox again and again (as an attacker with
+ *                CAP_SYS_PTRACE would, waiting for an exec'd process's set-up); writes
+ *                what it seized (pid and comm) to /hunt.out
  *   held_exit:N  a child seizes this process, which then exits with N; the child never
  *                waits, so Linux keeps the exit from this process's parent until it dies */
 #define _GNU_SOURCE
@@ -23,6 +26,8 @@
 #include <sys/syscall.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+#include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef PTRACE_O_SUSPEND_SECCOMP
@@ -295,6 +300,39 @@ static void rewrite(const char *op, int into) {
            status_str(st));
 }
 
+static void op_hunt(int seconds) {
+    FILE *out = fopen("/hunt.out", "w");
+    if (!out)
+        exit(1);
+    time_t end = time(NULL) + seconds;
+    long tries = 0, seized = 0;
+    while (time(NULL) < end) {
+        for (pid_t p = 2; p < 200; p++) {
+            if (p == getpid())
+                continue;
+            tries++;
+            if (ptrace(PTRACE_SEIZE, p, 0, 0))
+                continue;
+            char path[64], comm[64] = "?";
+            snprintf(path, sizeof path, "/proc/%d/comm", p);
+            FILE *f = fopen(path, "r");
+            if (f) {
+                if (!fgets(comm, sizeof comm, f))
+                    strcpy(comm, "?\n");
+                fclose(f);
+            }
+            if (seized++ < 50) {
+                fprintf(out, "seized %d %s", p, comm);
+                fflush(out);
+            }
+            ptrace(PTRACE_DETACH, p, 0, 0);
+        }
+        sched_yield();
+    }
+    fprintf(out, "hunt=%ld tries %ld seized\n", tries, seized);
+    fclose(out);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
@@ -308,6 +346,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(op, "suspend")) op_suspend();
         else if (!strcmp(op, "getfilter")) op_getfilter();
         else if (!strcmp(op, "rewrite_mount")) rewrite(op, SYS_mount);
+        else if (!strncmp(op, "hunt:", 5)) op_hunt(atoi(op + 5));
         else if (!strncmp(op, "held_exit:", 10)) {
             int p[2];
             if (pipe(p))
