@@ -147,13 +147,13 @@ def test_no_workload_process_traces_an_exec_during_its_set_up(runsc, make_bundle
     over while execs start: it seizes none of them, neither during the set-up nor after
     (each process lineage is a Landlock domain of its own)."""
     cid = "t-" + uuid.uuid4().hex[:10]
-    b = _bundle(make_bundle, tracer_bin, "/tracer", "hunt:6", readonly=False,
+    b = _bundle(make_bundle, tracer_bin, "/tracer", "hunt:14", readonly=False,
                 caps=["CAP_SYS_PTRACE", "CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE"])
     assert runsc("create", "--bundle", str(b.path), cid).returncode == 0
     assert runsc("start", cid).returncode == 0
     time.sleep(0.5)
     execs = [runsc("exec", cid, "sleep", "0.2", timeout=30) for _ in range(6)]
-    for _ in range(100):
+    for _ in range(200):
         if (b.rootfs / "hunt.out").read_text().endswith("seized\n"):
             break
         time.sleep(0.1)
