@@ -252,8 +252,7 @@ def test_no_ptrace_program_refuses_exactly_the_ptrace_access_calls():
     """The fallback where Landlock is missing (sentry/workload.py): EPERM for ptrace and
     the calls that ask ptrace access, nothing else; other architectures are the main
     filter's."""
-    from sentry.platform.seccomp import (PTRACE_ACCESS_CALLS, RET_ALLOW, RET_ERRNO,
-                                         no_ptrace_program)
+    from sentry.platform.seccomp import PTRACE_ACCESS_CALLS, RET_ALLOW, RET_ERRNO, no_ptrace_program
 
     prog = no_ptrace_program()
     for sc in TABLE.values():
