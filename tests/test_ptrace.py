@@ -3,6 +3,7 @@ works as on Linux, compared with runc (tests/tracer.c); what would switch the fi
 or reach past the sandbox is refused (README, Security: "ptrace inside the sandbox")."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -163,3 +164,16 @@ def test_no_workload_process_traces_an_exec_during_its_set_up(runsc, make_bundle
     tries, seized = (int(w) for w in re.findall(r"hunt=(\d+) tries (\d+) seized", out)[0])
     assert (tries > 10000, seized) == (True, 0)
     runsc("delete", "--force", cid)
+
+
+def test_host_processes_cannot_be_traced(runsc, runc, make_bundle, tracer_bin):
+    """This test's own pid (and the host's init) from inside: no such process, as under
+    runc; the sandbox's PID namespace has nothing of the host's."""
+    host = os.getpid()
+    b = _bundle(make_bundle, tracer_bin, "/tracer", f"attach:{host}", "attach:999999",
+                caps=["CAP_SYS_PTRACE"])
+    ours, ref = runsc.run(b), runc(b)
+    assert ours.returncode == ref.returncode == 0, (ours, ref)
+    want = "attach=-ESRCH seize -ESRCH vm_readv -ESRCH\n"
+    assert ours.stdout == ref.stdout == want * 2
+    os.kill(host, 0)

@@ -13,6 +13,7 @@
  *   hunt:SECONDS  SEIZE every pid of the sandbox again and again (as an attacker with
  *                CAP_SYS_PTRACE would, waiting for an exec'd process's set-up); writes
  *                what it seized (pid and comm) to /hunt.out
+ *   attach:PID   PTRACE_ATTACH and PTRACE_SEIZE of PID, process_vm_readv of it
  *   held_exit:N  a child seizes this process, which then exits with N; the child never
  *                waits, so Linux keeps the exit from this process's parent until it dies */
 #define _GNU_SOURCE
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <sched.h>
@@ -347,6 +349,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(op, "getfilter")) op_getfilter();
         else if (!strcmp(op, "rewrite_mount")) rewrite(op, SYS_mount);
         else if (!strncmp(op, "hunt:", 5)) op_hunt(atoi(op + 5));
+        else if (!strncmp(op, "attach:", 7)) {
+            pid_t p = atoi(op + 7);
+            long a = ptrace(PTRACE_ATTACH, p, 0, 0);
+            printf("attach=%s", err(a));
+            printf(" seize %s", err(ptrace(PTRACE_SEIZE, p, 0, 0)));
+            long v = 0;
+            struct iovec l = {&v, sizeof v}, r = {(void *)&word, sizeof v};
+            printf(" vm_readv %s\n", err(process_vm_readv(p, &l, 1, &r, 1, 0)));
+        }
         else if (!strncmp(op, "held_exit:", 10)) {
             int p[2];
             if (pipe(p))
