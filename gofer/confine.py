@@ -27,6 +27,7 @@ CAPABILITIES: dict[int, str] = {
     linux.CAP_FSETID: "set-group-ID kept on chmod by a caller outside the group",
     linux.CAP_SETGID: "setfsgid and setgroups: each request runs as its caller's groups",
     linux.CAP_SETUID: "setfsuid: each request runs as its caller's fsuid",
+    linux.CAP_SETFCAP: "security.capability (setcap) for a caller that has it",
 }
 KEEP_MASK = sum(1 << cap for cap in CAPABILITIES)
 

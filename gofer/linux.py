@@ -113,6 +113,7 @@ CAP_SYS_CHROOT = 18
 CAP_SYS_PTRACE = 19
 CAP_SYS_ADMIN = 21
 CAP_MKNOD = 27
+CAP_SETFCAP = 31
 
 
 def _check(ret: int) -> int:

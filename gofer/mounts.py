@@ -32,7 +32,10 @@ _IGNORED_OPTIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave
 
 # Mount types whose content the sentry synthesises: an empty tmpfs it fills.
 SYNTHETIC_TYPES = {"proc", "sysfs"}
-SKIPPED_TYPES = {"cgroup", "cgroup2", "mqueue"}
+SKIPPED_TYPES = {"cgroup", "cgroup2"}
+# Mounted as the spec says. mqueue is the gofer's IPC namespace's, which is the
+# workload's (sentry/workload.py enter_ipc): /dev/mqueue shows the queues mq_open makes.
+KERNEL_TYPES = {"tmpfs", "devpts", "mqueue"}
 
 
 class MountError(Exception):
@@ -143,10 +146,22 @@ def _mount_one(rootfd: int, m: dict, bundle: str,
                 linux.mount_setattr_readonly(f"/proc/self/fd/{mounted}", recursive=False)
             finally:
                 os.close(mounted)
-        elif mtype in ("tmpfs", "devpts"):
+        elif mtype in KERNEL_TYPES:
             if mtype == "devpts" and "newinstance" not in data.split(","):
                 data = ",".join(filter(None, [data, "newinstance"]))
-            linux.mount(mtype, target, mtype, flags, data or None)
+            # The source is only a name here (mountinfo shows it: /dev/shm's is "shm").
+            # A read-only tmpfs is mounted writable and made read-only by a remount of
+            # the mount, as runc does: the filesystem itself stays "rw" in mountinfo.
+            ro_later = mtype == "tmpfs" and flags & linux.MS_RDONLY
+            linux.mount(m.get("source") or mtype, target, mtype,
+                        flags & ~linux.MS_RDONLY if ro_later else flags, data or None)
+            if ro_later:
+                mounted = _resolve_in_root(rootfd, dest, os.O_PATH)
+                try:
+                    linux.mount(None, f"/proc/self/fd/{mounted}", None,
+                                linux.MS_REMOUNT | linux.MS_BIND | flags)
+                finally:
+                    os.close(mounted)
         else:
             raise MountError(f"mount type {mtype!r} at {dest} is not supported")
     except OSError as e:
@@ -199,13 +214,30 @@ def _make_devices(rootfd: int) -> None:
         os.close(fd)
 
 
+def _null_device(rootfd: int) -> int:
+    """What a masked file is covered with (an O_PATH descriptor): the container's
+    /dev/null, as runc binds it (mountinfo then shows the container's /dev mount), or the
+    host's where the container's is not the null device."""
+    try:
+        fd = _resolve_in_root(rootfd, "/dev/null", os.O_PATH | os.O_NOFOLLOW)
+    except OSError:
+        fd = -1
+    if fd >= 0:
+        st = os.fstat(fd)
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+            return fd
+        os.close(fd)
+    return os.open("/dev/null", os.O_PATH | os.O_CLOEXEC)
+
+
 def _restrict_paths(rootfd: int, masked: list[str], readonly: list[str]) -> None:
     """linux.maskedPaths and linux.readonlyPaths, as runc applies them: a masked
     directory is covered by an empty read-only tmpfs, a masked file by /dev/null; a
     read-only path is bound onto itself and made read-only. Paths that do not exist are
     skipped (so are those in a synthetic tree, still empty here: the sentry masks what it
     renders there). Symlinks are followed inside the root."""
-    for path, masking in [*((p, True) for p in masked), *((p, False) for p in readonly)]:
+    # runc's order (read-only paths first): mountinfo lists them in that order.
+    for path, masking in [*((p, False) for p in readonly), *((p, True) for p in masked)]:
         try:
             fd = _resolve_in_root(rootfd, path, os.O_PATH)
         except (FileNotFoundError, NotADirectoryError):
@@ -223,7 +255,11 @@ def _restrict_paths(rootfd: int, masked: list[str], readonly: list[str]) -> None
             elif stat.S_ISDIR(os.fstat(fd).st_mode):
                 linux.mount("tmpfs", target, "tmpfs", linux.MS_RDONLY)  # runc's: mode 1777
             else:
-                linux.mount("/dev/null", target, None, linux.MS_BIND)
+                null = _null_device(rootfd)
+                try:
+                    linux.mount(f"/proc/self/fd/{null}", target, None, linux.MS_BIND)
+                finally:
+                    os.close(null)
         except OSError as e:
             raise MountError(f"{'masking' if masking else 'read-only path'} {path}: "
                              f"{e.strerror}") from None

@@ -502,7 +502,10 @@ class Gofer:
             os.close(fd)
         return 0, None
 
-    def op_truncate(self, path: bytes, length: int):
+    def op_truncate(self, path: bytes, length: int, fsize: int | None = None):
+        """truncate(2) as the caller, whose RLIMIT_FSIZE is fsize: growing a file past it
+        is EFBIG after every permission check, as the kernel's inode_newsize_ok says (the
+        caller then gets SIGXFSZ from the sentry)."""
         fd = self._resolve(path, os.O_PATH)
         try:
             # truncate(2) checks the type first, and must never open a FIFO.
@@ -515,6 +518,8 @@ class Gofer:
         finally:
             os.close(fd)
         try:
+            if fsize is not None and length > fsize and os.fstat(wfd).st_size < length:
+                raise OSError(errno.EFBIG, "past the caller's file size limit")
             os.ftruncate(wfd, length)
         finally:
             os.close(wfd)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import resource
 from importlib import resources
 
@@ -397,6 +398,39 @@ def _block_io(bio: dict, out: cgroup.Resources) -> None:
             out.blkio_throttle.setdefault(kind, []).append(values)
 
 
+_PAGE_SIZE = re.compile(r"[1-9][0-9]*[KMG]B")  # as the hugetlb files name them: 2MB, 1GB
+
+
+def _hugetlb_and_net(res: dict, out: cgroup.Resources) -> None:
+    """linux.resources.hugepageLimits and .network (classID, priorities)."""
+    where = "linux.resources"
+    for i, h in enumerate(_list_or_absent(res, "hugepageLimits", where + ".hugepageLimits")):
+        at = f"{where}.hugepageLimits[{i}]"
+        _expect(h, dict, at)
+        size = _expect(h.get("pageSize"), str, at + ".pageSize")
+        if not _PAGE_SIZE.fullmatch(size):
+            raise UserError(f"config.json: {at}.pageSize: invalid page size {size!r}")
+        limit = _optional_int(h, "limit", at)
+        if limit is None or limit < 0:
+            raise UserError(f"config.json: {at}.limit is needed")
+        out.hugepage_limits.append([size, limit])
+    net = _expect(res.get("network") or {}, dict, where + ".network")
+    classid = _optional_int(net, "classID", where + ".network")
+    if classid is not None and not 0 <= classid < 1 << 32:
+        raise UserError(f"config.json: {where}.network.classID: {classid} is not a u32")
+    out.net_classid = classid
+    for i, p in enumerate(_list_or_absent(net, "priorities", where + ".network.priorities")):
+        at = f"{where}.network.priorities[{i}]"
+        _expect(p, dict, at)
+        name = _expect(p.get("name"), str, at + ".name")
+        if not name or len(name) >= 16 or any(c in name for c in " /\n\0"):
+            raise UserError(f"config.json: {at}.name: invalid interface name {name!r}")
+        priority = _optional_int(p, "priority", at)
+        if priority is None or not 0 <= priority < 1 << 32:
+            raise UserError(f"config.json: {at}.priority: a u32 is needed")
+        out.net_priorities.append([name, priority])
+
+
 def parse_resources(res: dict) -> cgroup.Resources:
     """linux.resources: memory, cpu, pids and block I/O (devices: _device_rules)."""
     where = "linux.resources"
@@ -424,9 +458,9 @@ def parse_resources(res: dict) -> cgroup.Resources:
     for key in ("realtimeRuntime", "realtimePeriod"):
         if cpu.get(key) is not None:
             out.unsupported.append(f"{where}.cpu.{key}")
-    for key in ("hugepageLimits", "network", "rdma"):
-        if res.get(key):
-            out.unsupported.append(f"{where}.{key}")
+    _hugetlb_and_net(res, out)
+    if res.get("rdma"):
+        out.unsupported.append(f"{where}.rdma")
     if out.memory_swappiness is not None and not 0 <= out.memory_swappiness <= 100:
         raise UserError(f"config.json: {where}.memory.swappiness: "
                         f"{out.memory_swappiness} is not in 0-100")

@@ -26,7 +26,8 @@ from gofer import linux
 
 log = logging.getLogger("runsc-py.cgroup")
 CGROUP_ROOT = "/sys/fs/cgroup"
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "blkio")
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "blkio",
+                  "hugetlb", "net_cls", "net_prio")
 # The smallest memory limit a sandbox is created with. The sentry, gofer and watchdog
 # charge about 20 MiB to the cgroup (README: Kubernetes); measured, create fails at 20 MiB
 # and a shell runs at 24. Below the line the sentry would be OOM-killed half-way, or, with
@@ -55,6 +56,9 @@ class Resources:
     blkio_weight: int | None = None  # 10-1000
     # (major, minor, rate) per kind: read_bps, write_bps, read_iops, write_iops
     blkio_throttle: dict[str, list] = field(default_factory=dict)
+    hugepage_limits: list[list] = field(default_factory=list)  # [page size ("2MB"), bytes]
+    net_classid: int | None = None  # net_cls.classid
+    net_priorities: list[list] = field(default_factory=list)  # [interface, priority]
     unsupported: list[str] = field(default_factory=list)  # spec fields this cannot apply
 
 
@@ -189,7 +193,8 @@ class Cgroup:
             try:
                 with open(os.path.join(cur, "cgroup.controllers")) as f:
                     available = f.read().split()
-                wanted = [c for c in ("memory", "cpu", "cpuset", "pids") if c in available]
+                wanted = [c for c in ("memory", "cpu", "cpuset", "pids", "hugetlb")
+                          if c in available]
                 with open(os.path.join(cur, "cgroup.subtree_control"), "w") as f:
                     f.write(" ".join("+" + c for c in wanted))
             except OSError:
@@ -272,8 +277,55 @@ class Cgroup:
                 for major, minor, rate in devices:
                     self._write("blkio", f"blkio.throttle.{kind}_device",
                                 f"{major}:{minor} {rate}")
+        warn += self._apply_hugetlb_and_net(res)
         for line in warn:
             log.warning("%s", line)
+
+    def _has(self, controller: str) -> bool:
+        """Whether the container's cgroup has this controller (v1: the host mounts its
+        hierarchy; v2: it is enabled in the container's cgroup)."""
+        if self.v2:
+            raw = self._read("", "cgroup.controllers")
+            return raw is not None and controller in raw.split()
+        try:
+            return os.path.isdir(self._dir(controller))
+        except KeyError:
+            return False
+
+    def _apply_hugetlb_and_net(self, res: Resources) -> list[str]:
+        """hugetlb limits, net_cls's class ID and net_prio's priorities where the host has
+        the controller; the warnings for what it has not (runc refuses those)."""
+        warn = []
+        where = "linux.resources"
+        if res.hugepage_limits:
+            if not self._has("hugetlb"):
+                warn.append(f"{where}.hugepageLimits: the host has no hugetlb cgroup "
+                            "controller: not applied")
+            else:
+                for size, limit in res.hugepage_limits:
+                    name = f"hugetlb.{size}." + ("max" if self.v2 else "limit_in_bytes")
+                    self._write("" if self.v2 else "hugetlb", name, _v2_max(limit) if
+                                self.v2 else str(limit))
+                    # The reservation limit too, where the kernel has it (5.7+), as runc:
+                    # else a reserved but unfaulted mapping escapes the limit.
+                    rsvd = name.replace(f"{size}.", f"{size}.rsvd.", 1)
+                    if self._read("" if self.v2 else "hugetlb", rsvd) is not None:
+                        self._write("" if self.v2 else "hugetlb", rsvd,
+                                    _v2_max(limit) if self.v2 else str(limit))
+        if res.net_classid is not None:
+            if self.v2 or not self._has("net_cls"):
+                warn.append(f"{where}.network.classID: the host has no net_cls cgroup "
+                            "controller: not applied")
+            else:
+                self._write("net_cls", "net_cls.classid", str(res.net_classid))
+        if res.net_priorities:
+            if self.v2 or not self._has("net_prio"):
+                warn.append(f"{where}.network.priorities: the host has no net_prio cgroup "
+                            "controller: not applied")
+            else:
+                for name, priority in res.net_priorities:
+                    self._write("net_prio", "net_prio.ifpriomap", f"{name} {priority}")
+        return warn
 
     def _write_pids_max(self, pids: str) -> None:
         if self.pids_limit is None:
@@ -384,6 +436,13 @@ class Cgroup:
             time.sleep(0.01)
         raise CgroupError("the container's processes did not " +
                           ("freeze" if frozen else "thaw"))
+
+    def freezing(self) -> bool:
+        """Whether pause has asked the workload to freeze (FREEZING or FROZEN): the kernel
+        has then marked each of its threads for signal handling, as a signal would."""
+        if self.v2:
+            return self._read("", "cgroup.freeze") == "1"
+        return self._read("freezer", "freezer.state") in ("FREEZING", "FROZEN")
 
     def frozen(self) -> bool:
         if self.v2:

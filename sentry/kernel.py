@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gofer.client import GoferClient
@@ -45,6 +46,10 @@ class Kernel:
     boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     # Seconds the sandbox's time namespace takes off CLOCK_BOOTTIME (and MONOTONIC).
     boot_offset: int = 0
+
+    # Sends a signal to one thread of the sandbox (by host TID) through the spawner: what
+    # Linux sends the caller of an emulated call itself (SIGXFSZ).
+    signal_thread: Callable[[int, int], None] | None = None
 
     devices: dict[int, int] = field(default_factory=dict)  # host st_dev -> sandbox's
     # The host's CPUs, read once: the sentry's root has no /sys (sentry/confine.py).

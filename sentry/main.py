@@ -37,7 +37,7 @@ _NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGPIPE
                   signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
                   signal.SIGTRAP, signal.SIGSYS}
 _START_PIDS_RESERVE = 16  # tasks the sandbox may start before it counts its own
-_WAIT_CHECK = 0.05  # seconds between checks that waiting FIFO opens are still wanted
+_WAIT_CHECK = 0.05  # seconds between checks of waiting FIFO opens (wanted, signalled)
 
 
 class SetupError(Exception):
@@ -278,6 +278,10 @@ class Sentry:
         # The sentry and the gofer take turns (one waits while the other works): on one
         # CPU a request is a context switch, not a cross-CPU wake-up (slow on VMs).
         os.sched_setaffinity(0, {_sentry_cpu(workload_cpus, cfg.resources.cpus)})
+        try:
+            workload.enter_ipc(cfg)
+        except OSError as e:
+            raise SetupError(f"joining the IPC namespace: {e.strerror}") from None
         self.gofer, synthetic = self._spawn_gofer()
         workload.enter_network(cfg)
         try:
@@ -295,7 +299,8 @@ class Sentry:
         self.kernel = Kernel(gofer=self.gofer, hostname=cfg.hostname,
                              domainname=cfg.domainname or "(none)", cgroup=self.cgroup,
                              gofer_pid=self.gofer_pid, boot_offset=self.spawner.boot_offset,
-                             release=cfg.kernel_release)
+                             release=cfg.kernel_release,
+                             signal_thread=self.spawner.signal_thread)
         synthetic_fds = {p: self.gofer.call("synthetic_root", None, path=p.encode())[1]
                          for p in synthetic if p in ("/proc", "/sys")}
         stdio = self._terminal(cfg.process, cfg.console_socket)
@@ -312,7 +317,7 @@ class Sentry:
         if "/proc" in synthetic_fds:
             self.kernel.procfs = ProcFS(synthetic_fds["/proc"], synthetic_fds.get("/sys"),
                                         self.init_pid, self.kernel, cfg.masked_paths,
-                                        cfg.sysctl)
+                                        cfg.sysctl, cfg.mounts, cfg.readonly_paths)
         self.state_fd, path = control_path(cfg.state_dir)
         self.control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # 0600 from the moment it exists, whatever umask the runtime was given (the
@@ -325,11 +330,11 @@ class Sentry:
         self.control.listen(64)
 
     def _enter_container_namespaces(self) -> None:
-        """The container's UTS and IPC namespaces (the init's) and a cgroup namespace
-        rooted at the container's cgroup: /proc/<state pid>/ns/* is the container's for
-        the tools that read it (the network one already is; PID and mount cannot be:
-        the sentry must see host PIDs and have its own root)."""
-        for name, flag in (("uts", linux.CLONE_NEWUTS), ("ipc", linux.CLONE_NEWIPC)):
+        """The container's UTS namespace (the init's) and a cgroup namespace rooted at the
+        container's cgroup: /proc/<state pid>/ns/* is the container's for the tools that
+        read it (the network and IPC ones already are; PID and mount cannot be: the
+        sentry must see host PIDs and have its own root)."""
+        for name, flag in (("uts", linux.CLONE_NEWUTS),):
             fd = os.open(f"/proc/{self.init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
             try:
                 linux.setns(fd, flag)
@@ -411,7 +416,8 @@ class Sentry:
         while not result:
             try:
                 # While requests wait in the gofer, look every _WAIT_CHECK whether their
-                # threads still wait: the kernel says nothing when a signal ends a wait.
+                # threads still wait, or have a signal to take (a killable wait: the
+                # sentry ends it, FdLater.wanted), or pause is freezing them.
                 for fd, events in poll(_WAIT_CHECK if gofer.waiting else -1):
                     handler = handlers.get(fd)
                     if handler is None:

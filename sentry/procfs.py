@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from gofer.mounts import parse_options  # the option table the gofer mounts with
 from syscalls.context import SyscallContext, TargetGone
 
 _STATUS_PID_FIELDS = {"Tgid", "Pid", "PPid", "TracerPid"}
@@ -64,6 +65,49 @@ def _read(path: str) -> bytes | None:
             return f.read()
     except OSError:
         return None
+
+
+# The mount flags mountinfo shows, in the kernel's order (fs/proc_namespace.c).
+_MNT_SHOWN = (("nosuid", 0x2), ("nodev", 0x4), ("noexec", 0x8), ("noatime", 0x400),
+              ("nodiratime", 0x800), ("relatime", 0x200000))
+
+
+def _spec_options(options: list[str]) -> tuple[str, str]:
+    """The per-mount and superblock options Linux shows for a proc or sysfs mount made
+    with these OCI options (relatime unless noatime or strictatime, as mount(2) does)."""
+    flags, data = parse_options(options)
+    ms_rdonly, ms_noatime, ms_strictatime, ms_relatime = 0x1, 0x400, 0x1000000, 0x200000
+    if not flags & (ms_noatime | ms_strictatime):
+        flags |= ms_relatime
+    if flags & ms_strictatime:
+        flags &= ~ms_relatime
+    ro = "ro" if flags & ms_rdonly else "rw"
+    opts = ",".join([ro, *(name for name, bit in _MNT_SHOWN if flags & bit)])
+    return opts, ",".join(filter(None, [ro, data]))
+
+
+def _mounts_options(opts: str, sb: str) -> str:
+    """/proc/PID/mounts' one options field: ro if the mount or its superblock is, then
+    the mount's flags and the filesystem's own options."""
+    mnt = opts.split(",")
+    super_ = sb.split(",") if sb else []
+    ro = "ro" if "ro" in (mnt[0], super_[0] if super_ else "") else "rw"
+    return ",".join([ro, *mnt[1:], *super_[1:]])
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path field: space, tab, newline and backslash are octal escapes."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"),
+                       ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
+
+
+def _escape(path: str) -> str:
+    for char, code in (("\\", "\\134"), (" ", "\\040"), ("\t", "\\011"),
+                       ("\n", "\\012")):
+        path = path.replace(char, code)
+    return path
 
 
 def _cpu_list(n: int) -> str:
@@ -177,8 +221,15 @@ def _empty() -> bytes:
 class ProcFS:
     def __init__(self, proc_root: int, sys_root: int | None, init_host_pid: int,
                  kernel: object, masked: list[str] = (),
-                 sysctl: dict[str, str] | None = None) -> None:
+                 sysctl: dict[str, str] | None = None, mounts: list[dict] = (),
+                 readonly: list[str] = ()) -> None:
         self.kernel = kernel
+        # The spec's options of each synthetic mount (what mountinfo shows for it) and
+        # linux.readonlyPaths (runc's read-only bind mounts, shown below them).
+        self.mount_options = {os.path.normpath(m["destination"]): m.get("options") or []
+                              for m in mounts if m.get("type") in ("proc", "sysfs")}
+        self.readonly = [os.path.normpath(p) for p in readonly]
+        self.masked = [os.path.normpath(p) for p in masked]
         self.sysctl = sysctl or {}  # linux.sysctl, applied in the init's namespaces
         masked = tuple(os.path.normpath(m) for m in masked)
         self.proc = Skeleton(proc_root, masked)
@@ -311,35 +362,92 @@ class ProcFS:
         return ("\n".join(out) + "\n").encode()
 
     def _mounts(self, info: bool) -> bytes:
-        """The container's mount table, as the gofer (the tree's owner) has it, with
-        every root shown as "/": the host paths of the bundle and of bind sources stay
-        out of the sandbox."""
-        raw = _read(f"/proc/{self.kernel.gofer_pid}/{'mountinfo' if info else 'mounts'}")
-        out = []
+        """The container's mount table, as the gofer (the tree's owner) has it, shown as
+        runc's container shows the same spec: sources and options as mounted, /proc and
+        /sys (tmpfs skeletons here) as the spec's proc and sysfs with the spec's options,
+        and runc's read-only bind mounts of linux.readonlyPaths inside them. Roots of
+        mounts from the host are shown as "/": the host paths of the bundle and of bind
+        sources stay out of the sandbox."""
+        raw = _read(f"/proc/{self.kernel.gofer_pid}/mountinfo")
+        entries = []
         for line in (raw or b"").decode().splitlines():
             fields = line.split(" ")
+            sep = fields.index("-")
+            entry = {"id": fields[0], "parent": fields[1], "dev": fields[2], "root": "/",
+                     "point": fields[4], "opts": fields[5], "optional": fields[6:sep],
+                     "fstype": fields[sep + 1], "source": fields[sep + 2],
+                     "super": fields[sep + 3] if len(fields) > sep + 3 else ""}
+            major, _, minor = entry["dev"].partition(":")
+            dev = self.kernel.sandbox_dev(os.makedev(int(major), int(minor)))
+            entry["dev"] = f"{os.major(dev)}:{os.minor(dev)}"
+            if entry["source"] in ("runsc-py-proc", "runsc-py-sysfs"):
+                real = entry["source"].removeprefix("runsc-py-")
+                entry["source"] = entry["fstype"] = real
+                point = os.path.normpath(_unescape(entry["point"]))
+                entry["opts"], entry["super"] = _spec_options(
+                    self.mount_options.get(point, []))
+            entries.append(entry)
+        entries = self._with_restricted(entries)
+        out = []
+        for e in entries:
             if info:
-                sep = fields.index("-")
-                fstype, source = fields[sep + 1], fields[sep + 2]
-                is_root = fields[4] == "/"
-                fields[3] = "/"
-                major, _, minor = fields[2].partition(":")
-                dev = self.kernel.sandbox_dev(os.makedev(int(major), int(minor)))
-                fields[2] = f"{os.major(dev)}:{os.minor(dev)}"
+                out.append(" ".join([e["id"], e["parent"], e["dev"], e["root"], e["point"],
+                                     e["opts"], *e["optional"], "-", e["fstype"],
+                                     e["source"], e["super"]]))
             else:
-                source, fstype = fields[0], fields[2]
-                is_root = fields[1] == "/"
-            if source in ("runsc-py-proc", "runsc-py-sysfs"):
-                real = source.removeprefix("runsc-py-")
-                source, fstype = real, real
-            elif is_root:
-                source = "none"
-            if info:
-                fields[sep + 1], fields[sep + 2] = fstype, source
-            else:
-                fields[0], fields[2] = source, fstype
-            out.append(" ".join(fields))
+                out.append(f"{e['source']} {e['point']} {e['fstype']} "
+                           f"{_mounts_options(e['opts'], e['super'])} 0 0")
         return ("\n".join(out) + "\n").encode()
+
+    def _with_restricted(self, entries: list[dict]) -> list[dict]:
+        """runc's order: the spec's mounts, then linux.readonlyPaths, then
+        linux.maskedPaths. Those inside /proc and /sys are not mounts here (the gofer
+        refuses writes under them; the sentry renders masked files empty): a read-only
+        path that exists there is shown as runc's read-only bind of it."""
+        restricted = set(self.readonly) | set(self.masked)
+        last = {}  # mount point -> index of its last entry (a restriction is the last)
+        for i, e in enumerate(entries):
+            last[os.path.normpath(_unescape(e["point"]))] = i
+        tail = {i for p, i in last.items() if p in restricted and i > 0}
+        body = [e for i, e in enumerate(entries) if i not in tail]
+        by_point = {os.path.normpath(_unescape(e["point"])): e for e in body}
+        next_id = max((int(e["id"]) for e in entries), default=0) + 1
+        out = list(body)
+        for path in self.readonly:
+            if path in last and last[path] in tail:
+                out.append(entries[last[path]])
+                by_point[path] = entries[last[path]]
+                continue
+            parent = self._synthetic_parent(path, by_point)
+            if parent is None:
+                continue
+            rel = os.path.relpath(path, os.path.normpath(_unescape(parent["point"])))
+            base = "/" if parent["root"] == "/" else parent["root"] + "/"
+            entry = {**parent, "id": str(next_id), "parent": parent["id"],
+                     "root": _escape(base + rel if rel != "." else parent["root"]),
+                     "point": _escape(path),
+                     "opts": "ro" + parent["opts"].removeprefix("rw").removeprefix("ro")}
+            next_id += 1
+            out.append(entry)
+            by_point[path] = entry
+        out += [entries[last[p]] for p in self.masked if p in last and last[p] in tail]
+        return out
+
+    def _synthetic_parent(self, path: str, by_point: dict[str, dict]) -> dict | None:
+        """The mount a read-only path inside /proc or /sys lies on (the deepest shown),
+        if the path exists in the skeleton; None otherwise."""
+        for top, tree in (("/proc", self.proc), ("/sys", self.sys)):
+            if tree is None or not path.startswith(top + "/"):
+                continue
+            try:
+                os.stat(path[len(top) + 1:], dir_fd=tree.root, follow_symlinks=False)
+            except OSError:
+                return None
+            parent = path
+            while parent not in by_point and parent != "/":
+                parent = os.path.dirname(parent)
+            return by_point.get(parent) if parent.startswith(top) else None
+        return None
 
     def _host_file(self, host_dir: str, name: str) -> Renderer:
         def render() -> bytes:

@@ -10,15 +10,21 @@ cgroup, sends them the signals the sentry forwards and reports how they ended.
 
 It trusts the sentry no more than it must: the init's process comes from the spawner's own
 copy of the configuration, an exec'd process gets no capability outside the init's
-bounding set, and a signal goes only to a process it spawned and has not reaped.
+bounding set, and a signal goes only to a process it spawned and has not reaped, or to a
+thread it finds in the sandbox's own PID namespace.
 
 Messages are JSON, one per SOCK_SEQPACKET packet, descriptors alongside:
   sentry -> spawner  {"op": "spawn", "init": bool, "process": ..., "exe": ...}
                        fds: the child's end of its socket pair, then the start pipe's
                        read end (init only), then stdin, stdout, stderr (if given)
                      {"op": "signal", "pid": pid, "signal": n}
+                     {"op": "signal_thread", "tid": tid, "signal": n}  (a thread of the
+                       sandbox's PID namespace, by host TID: what Linux sends the caller
+                       itself, such as SIGXFSZ from an emulated truncate; answered, so
+                       that the signal is pending before the sentry answers the call)
   spawner -> sentry  {"boot_offset": seconds} once, {"pid": pid} or {"error": text}
-                     per spawn, {"exited": pid, "code": code} when a child ends
+                     per spawn, {"signalled": bool} per signal_thread,
+                     {"exited": pid, "code": code} when a child ends
 """
 from __future__ import annotations
 
@@ -126,6 +132,12 @@ class Spawner:
         """Send sig to a workload process the spawner started (nothing if it ended)."""
         self.sock.send(json.dumps({"op": "signal", "pid": pid, "signal": sig}).encode())
 
+    def signal_thread(self, tid: int, sig: int) -> None:
+        """Send sig to one thread of the sandbox, named by its host TID (nothing if it is
+        gone or not the sandbox's)."""
+        self.sock.send(json.dumps({"op": "signal_thread", "tid": tid, "signal": sig}).encode())
+        self._reply()
+
     def readable(self) -> None:
         """Read what the spawner sent (exits) into self.exits."""
         msg = self._receive()
@@ -180,6 +192,7 @@ class _Server:
         # to its tracer until that one waits for it or lets go, so the real parent's
         # waitpid would block (and this process with it). Retried on a timer.
         self.held: set[int] = set()
+        self.sandbox_pidns = ""  # its /proc/PID/ns/pid link, once the init exists
 
     def loop(self) -> None:
         while True:
@@ -210,7 +223,10 @@ class _Server:
                 except (KeyError, TypeError, ValueError):
                     pass
                 return True
-            reply = self._spawn(req, fds) if op == "spawn" else {"error": "unknown request"}
+            if op == "signal_thread":
+                reply = {"signalled": self._signal_thread(int(req["tid"]), int(req["signal"]))}
+            else:
+                reply = self._spawn(req, fds) if op == "spawn" else {"error": "unknown request"}
         except (ValueError, KeyError, TypeError) as e:
             reply = {"error": f"malformed request: {e}"}
         finally:
@@ -279,6 +295,7 @@ class _Server:
         self.poller.register(pidfd, select.POLLIN)
         if init:
             self.init_pid = pid
+            self.sandbox_pidns = os.readlink(f"/proc/{pid}/ns/pid")
             release_stdio()  # the init had the caller's stdio from here, if it had no other
         try:
             self.cgroup.add(pid)  # before it can run anything of the workload's
@@ -294,6 +311,25 @@ class _Server:
                 signal.pidfd_send_signal(pidfd, sig)
             except OSError:
                 pass  # exited, not yet reaped
+
+    def _signal_thread(self, tid: int, sig: int) -> bool:
+        if not (0 < tid and 0 < sig < signal.NSIG and self.sandbox_pidns):
+            return False
+        try:
+            pidfd = os.pidfd_open(tid, linux.PIDFD_THREAD)
+        except OSError:
+            return False  # gone
+        try:
+            # The pidfd names one task for good; if that task was gone and its TID reused
+            # by the time /proc is read, the signal below finds nobody (ESRCH).
+            if os.readlink(f"/proc/{tid}/ns/pid") != self.sandbox_pidns:
+                return False
+            signal.pidfd_send_signal(pidfd, sig)  # a thread's pidfd: to that thread
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(pidfd)
 
     def _reap(self, pidfd: int) -> None:
         pid = self.children[pidfd]

@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable
 
 from gofer import linux
+from sentry.cgroup import is_v2 as cgroup_v2
 from sentry.config import ProcessConfig, SandboxConfig
 from sentry.platform import seccomp
 
-_NS_FLAGS = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC}
+_NS_FLAGS = {"uts": linux.CLONE_NEWUTS}  # IPC: enter_ipc, before the gofer is forked
 # The init's namespaces an exec'd process joins (the PID namespace comes with the fork).
 JOINED_NAMESPACES = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC,
                      "time": linux.CLONE_NEWTIME, "mnt": linux.CLONE_NEWNS}
@@ -49,8 +50,27 @@ def reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
+def enter_ipc(cfg: SandboxConfig) -> None:
+    """The sandbox's IPC namespace (a new one, the spec's, or, left out of the spec, the
+    runtime's), entered by the sentry before it forks the gofer: the gofer mounts the
+    spec's mqueue filesystem from inside it, so /dev/mqueue lists the queues the
+    workload's mq_open (a passthrough syscall) makes; the init inherits it."""
+    if "ipc" in cfg.shared_namespaces:
+        return
+    path = cfg.namespace_paths.get("ipc")
+    if not path:
+        linux.unshare(linux.CLONE_NEWIPC)
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        linux.setns(fd, linux.CLONE_NEWIPC)
+    finally:
+        os.close(fd)
+
+
 def enter_container(cfg: SandboxConfig, mnt_ns_fd: int) -> None:
-    """The init's namespaces: new uts and ipc (or the spec's), then a private, read-only
+    """The init's namespaces: a new uts (or the spec's; IPC is inherited: enter_ipc),
+    then a private, read-only
     copy of the gofer's tree (rooted at the container root): the workload loads
     executables from it natively and writes only through the gofer."""
     new = 0
@@ -257,6 +277,9 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
         else:
             _own_stdio(proc.uid, proc.gid)
         last_cap = _last_cap()  # the host's /proc is out of reach once in the container
+        # On cgroup v2 pause freezes the sentry too (sentry/cgroup.py): then killable
+        # waits for its answers would keep the workload from freezing.
+        killable = not cgroup_v2()
         enter()
         keep = {0, 1, 2, sock.fileno()} | ({start_r} if start_r is not None else set())
         _close_other_fds(keep)
@@ -265,7 +288,7 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
             os.umask(proc.umask)
         own_ptrace_domain()
         notify_fd = seccomp.install_filter(
-            proc.no_new_privs, set(proc.capabilities.get("bounding", [])))
+            proc.no_new_privs, set(proc.capabilities.get("bounding", [])), killable)
     except Exception as e:  # report the cause to the sentry, which reports it to the user
         msg = f"error:setting up the container: {e}"
         try:

@@ -17,11 +17,18 @@ from gofer import linux
 PATH_MAX = 4096
 # Only the fields handlers use: parsing all of /proc/TID/status costs more than reading it.
 _STATUS_FIELDS = (b"Umask", b"Tgid", b"Uid", b"Gid", b"Groups", b"CapPrm", b"CapEff")
+_SIGNAL_FIELDS = (b"State", b"Tgid", b"Threads", b"SigPnd", b"ShdPnd", b"SigBlk")
+# The error a syscall returns when a signal interrupts it: the kernel never shows it to
+# the workload but applies Linux's restart rules on the way out (EINTR when the handler
+# lacks SA_RESTART, a restart otherwise or after a stop). Answered only when a signal
+# will be delivered: without one pending the workload would see errno 512.
+ERESTARTSYS = 512
+_SCAN_THREADS = 256  # at most this many threads' status read for one waiting call
 
 
-def _status_fields(raw: bytes) -> dict[str, str]:
+def _status_fields(raw: bytes, fields: tuple[bytes, ...] = _STATUS_FIELDS) -> dict[str, str]:
     out = {}
-    for key in _STATUS_FIELDS:
+    for key in fields:
         start = raw.find(b"\n" + key + b":\t")
         if start < 0:
             continue
@@ -125,6 +132,23 @@ class SyscallContext(abc.ABC):
         status = self.status()
         return int(status["Uid"].split()[0]), int(status["Gid"].split()[0])
 
+    def file_size_limit(self) -> int | None:
+        """The calling thread's RLIMIT_FSIZE soft limit in bytes (None: unlimited)."""
+        try:
+            fd = os.open(f"/proc/{self.pid}/limits", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                raw = os.read(fd, 8192)
+            finally:
+                os.close(fd)
+        except OSError:
+            raise TargetGone() from None
+        self.validate()
+        for line in raw.splitlines():
+            if line.startswith(b"Max file size"):
+                soft = line[len(b"Max file size"):].split()[0]
+                return None if soft == b"unlimited" else int(soft)
+        return None
+
     def status(self) -> dict[str, str]:
         """The fields of /proc/TID/status this handler asked for, read once per syscall."""
         cached = getattr(self, "_status", None)
@@ -143,16 +167,116 @@ class SyscallContext(abc.ABC):
         return cached
 
 
+def _read_status(tid: int | str, tgid: int | str | None = None) -> dict[str, str] | None:
+    path = f"/proc/{tid}/status" if tgid is None else f"/proc/{tgid}/task/{tid}/status"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            raw = os.read(fd, 8192)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    return _status_fields(raw, _SIGNAL_FIELDS)
+
+
+def _sentry_waiters(ctx: SyscallContext) -> set[int]:
+    """The threads whose FIFO opens wait in the sentry."""
+    waiting = getattr(getattr(ctx.kernel, "gofer", None), "waiting", {})
+    return {w.ctx.pid for w in waiting.values() if isinstance(w, FdLater)}
+
+
+def signal_pending(ctx: SyscallContext, seen: int = 0) -> tuple[bool, int]:
+    """Whether the kernel has marked the waiting thread for signal delivery (its
+    TIF_SIGPENDING, which /proc does not show), and the signals pending for its process
+    that it does not block (give them as `seen` to the next call). Marked are: a thread
+    that a signal was sent to, unless it blocks it; one that a signal sent to the process
+    (kill, a timer, a tty's SIGINT) went to, which is certain when every other thread
+    blocks it and, for the thread group leader (the kernel's first choice), when it is
+    still pending at the next check (a running thread would have taken it); and one whose
+    process is in a group stop. On Linux any of them ends an interruptible wait such as a
+    FIFO open."""
+    st = _read_status(ctx.pid)
+    if st is None:
+        raise TargetGone()
+    ctx.validate()  # the fields are the waiting thread's, not a reused TID's
+    try:
+        blocked = int(st["SigBlk"], 16)
+        if int(st["SigPnd"], 16) & ~blocked:
+            return True, 0
+        shared = int(st["ShdPnd"], 16) & ~blocked
+        threads = int(st["Threads"])
+        tgid = st["Tgid"]
+    except (KeyError, ValueError):
+        return False, 0
+    if shared and threads == 1:
+        return True, shared
+    if shared & seen and tgid == str(ctx.pid):
+        # Unless another thread of the process waits in the sentry too (the kernel may have
+        # chosen it, as the thread a child's SIGCHLD is sent to first): then neither is
+        # certain. (One in a long uninterruptible sleep of its own could be chosen too:
+        # rare, and it would see errno 512; README.)
+        for tid in _sentry_waiters(ctx):
+            if tid != ctx.pid and (other := _read_status(tid, tgid)) is not None:
+                try:
+                    shared &= int(other.get("SigBlk", "0"), 16)
+                except ValueError:
+                    shared = 0
+        if shared:
+            return True, shared
+    try:
+        tids = os.listdir(f"/proc/{tgid}/task")
+    except OSError:
+        return False, shared
+    if len(tids) > _SCAN_THREADS:
+        return False, shared  # the workload's thread count must not set the sentry's work
+    only_us = shared
+    for tid in tids:
+        if tid == str(ctx.pid):
+            continue
+        other = _read_status(tid, tgid)
+        if other is None:
+            continue  # gone: it takes nothing
+        state = other.get("State", "")[:1]
+        if state == "T":
+            # "T" (not "t", a ptrace stop) is only ever a stop of the whole group: the
+            # first thread to stop told the others, this one too (signal_wake_up).
+            return True, shared
+        if state in ("t", "Z", "X"):
+            continue  # traced and stopped, or exiting: it takes no signal
+        try:
+            only_us &= int(other["SigBlk"], 16)  # what this thread could not have taken
+        except (KeyError, ValueError):
+            return False, shared
+    return only_us != 0, shared
+
+
 class FdLater:
     """A descriptor the gofer gives later (a FIFO open, once the other end is opened):
     installed as the syscall's answer, unless the thread no longer waits."""
-    __slots__ = ("ctx", "cloexec")
+    __slots__ = ("ctx", "cloexec", "seen")
 
     def __init__(self, ctx: SyscallContext, cloexec: bool) -> None:
         self.ctx, self.cloexec = ctx, cloexec
+        self.seen = 0  # the process's pending signals at the last check
 
     def wanted(self) -> bool:
-        return self.ctx.valid()
+        """False once the thread no longer waits, or once a signal interrupted the open:
+        then it is answered ERESTARTSYS here, as Linux's interruptible wait would end."""
+        ctx = self.ctx
+        try:
+            if not ctx.valid():
+                return False
+            interrupted, self.seen = signal_pending(ctx, self.seen)
+            # pause: a thread in a killable wait cannot freeze until it is answered (and
+            # the freezer has marked it): it freezes, and the open restarts after resume.
+            cgroup = getattr(ctx.kernel, "cgroup", None)
+            if interrupted or (cgroup is not None and cgroup.freezing()):
+                ctx.fail(ERESTARTSYS)
+                return False
+        except TargetGone:
+            return False
+        return True
 
     def done(self, fd: int | None, err: int) -> None:
         ctx = self.ctx

@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import signal
 import stat as stat_mod
 import struct
 
@@ -716,5 +717,15 @@ def truncate(ctx: SyscallContext) -> None:
     length = ctx.args[1] - (1 << 64) if ctx.args[1] >> 63 else ctx.args[1]
     if length < 0:
         raise OSError(errno.EINVAL, "negative length")
-    _on_object(ctx, AT_FDCWD, ctx.args[0], 0, "truncate", length=length)
+    fsize = ctx.file_size_limit()
+    try:
+        _on_object(ctx, AT_FDCWD, ctx.args[0], 0, "truncate", length=length, fsize=fsize)
+    except OSError as e:
+        if (e.errno == errno.EFBIG and fsize is not None and length > fsize
+                and ctx.kernel.signal_thread is not None):
+            # Linux signals the caller too (SIGXFSZ: it ends the process unless handled),
+            # on the call's return: pending before the answer (the wait for it does not
+            # end for a signal once the sentry has the call: WAIT_KILLABLE_RECV).
+            ctx.kernel.signal_thread(ctx.pid, signal.SIGXFSZ)
+        raise
     ctx.reply(0)

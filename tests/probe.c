@@ -12,6 +12,8 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/xattr.h>
+#include <sys/resource.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -44,6 +46,9 @@ static const char *ftype(mode_t m) {
     return S_ISREG(m) ? "file" : S_ISDIR(m) ? "dir" : S_ISLNK(m) ? "symlink" :
            S_ISCHR(m) ? "chr" : S_ISBLK(m) ? "blk" : S_ISFIFO(m) ? "fifo" : "sock";
 }
+
+static volatile sig_atomic_t xfsz_count;
+static void count_xfsz(int sig) { (void)sig; xfsz_count++; }
 
 /* Runs one operation; returns the number of arguments it consumed. */
 static int run(char **a, int n) {
@@ -99,6 +104,30 @@ static int run(char **a, int n) {
     if (!strcmp(op, "link")) { NEED(2) result(op, link(a[1], a[2])); return 2; }
     if (!strcmp(op, "chmod")) { NEED(2) result(op, chmod(a[1], strtol(a[2], 0, 8))); return 2; }
     if (!strcmp(op, "truncate")) { NEED(2) result(op, truncate(a[1], atol(a[2]))); return 2; }
+    if (!strcmp(op, "fcap")) {  /* file capabilities: cap_net_raw+ep (VFS_CAP_REVISION_2) */
+        NEED(1) unsigned int cap[5] = {0x02000001, 1u << 13, 0, 0, 0};
+        result(op, setxattr(a[1], "security.capability", cap, sizeof cap, 0)); return 1;
+    }
+    if (!strcmp(op, "fcap_get")) {
+        NEED(1) unsigned char buf[64];
+        ssize_t n = getxattr(a[1], "security.capability", buf, sizeof buf);
+        if (n < 0) { result(op, -1); return 1; }
+        printf("%s: ", op);
+        for (ssize_t i = 0; i < n; i++) printf("%02x", buf[i]);
+        printf("\n"); return 1;
+    }
+    if (!strcmp(op, "fsize")) {  /* RLIMIT_FSIZE, soft and hard */
+        NEED(1) struct rlimit rl = {atol(a[1]), atol(a[1])};
+        result(op, setrlimit(RLIMIT_FSIZE, &rl)); return 1;
+    }
+    if (!strcmp(op, "xfsz_catch")) {  /* count SIGXFSZ in a handler (no SA_RESTART) */
+        struct sigaction sa = {.sa_handler = count_xfsz};
+        result(op, sigaction(SIGXFSZ, &sa, NULL)); return 0;
+    }
+    if (!strcmp(op, "xfsz_count")) {  /* the count, once it is not 0 (up to 2 s) */
+        for (int i = 0; i < 200 && !xfsz_count; i++) usleep(10000);
+        printf("%s: %d\n", op, (int)xfsz_count); return 0;
+    }
     if (!strcmp(op, "access")) { NEED(2) result(op, access(a[1], atoi(a[2]))); return 2; }
     if (!strcmp(op, "chdir")) { NEED(1) result(op, chdir(a[1])); return 1; }
     if (!strcmp(op, "fchdir")) { NEED(1) result(op, fchdir(atoi(a[1]))); return 1; }

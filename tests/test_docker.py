@@ -278,6 +278,19 @@ def test_user_env_workdir_and_hostname_match_runc(docker):
     assert ours.stdout == theirs.stdout
 
 
+def test_shm_size_and_mqueue_mounts_match_runc(docker):
+    """--shm-size and Docker's /dev/mqueue: the mounts as runc's container shows them
+    (from the mount point on: IDs and device numbers differ by design)."""
+    args = ("--ipc", "private", "--shm-size", "32m", IMAGE, "sh", "-c",
+            "grep -E ' /dev/(shm|mqueue) ' /proc/self/mounts; "
+            "grep -E ' /dev/(shm|mqueue) ' /proc/self/mountinfo | cut -d' ' -f5-")
+    ours, theirs = docker.run(*args), docker.run(*args, runtime="runc")
+    assert "shm /dev/shm tmpfs rw,nosuid,nodev,noexec,relatime,size=32768k 0 0" in \
+        theirs.stdout.splitlines(), theirs
+    assert "mqueue /dev/mqueue mqueue" in theirs.stdout
+    assert ours.stdout == theirs.stdout, ours
+
+
 def test_nothing_is_left_in_the_runtime_root(docker):
     """After `docker run --rm` returns, runsc-py's state for it is gone (delete ran)."""
     assert docker.run(IMAGE, "true").returncode == 0

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from conftest import probe_lines
 
+# Docker's default capabilities (moby's oci/caps/defaults.go).
+DOCKER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+               "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+               "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+
 TMPFS = {"destination": "/work", "type": "tmpfs", "source": "tmpfs",
          "options": ["mode=1777"]}
 
@@ -61,6 +66,43 @@ def test_readonly_root_gives_erofs(runsc, runc, make_bundle):
     assert got == probe_lines(runc(bundle).stdout)
     assert got["mkdir"] == got["creat"] == got["unlink"] == got["rename"] == ["EROFS"]
     assert got["open"] == ["EROFS", "3"]
+
+
+def test_truncate_honours_rlimit_fsize(runsc, runc, make_bundle):
+    """truncate(path) past RLIMIT_FSIZE: EFBIG and SIGXFSZ, only when it grows the file,
+    after the permission checks; shrinking or staying below the limit works."""
+    ops = ("probe", "creat", "/f", "644", "truncate", "/f", "10000", "fsize", "4096",
+           "xfsz_catch", "truncate", "/f", "100", "truncate", "/f", "4096",
+           "truncate", "/f", "4097", "xfsz_count", "truncate", "/nonexistent", "99999",
+           "truncate", "/", "99999", "creat", "/g", "644", "truncate", "/g", "5000")
+    bundle = make_bundle(*ops, readonly=False)
+    got = probe_lines(runsc.run(bundle).stdout)
+    assert got == probe_lines(runc(bundle).stdout)
+    assert got["truncate"] == ["0", "0", "0", "EFBIG", "ENOENT", "EISDIR", "EFBIG"]
+    assert got["xfsz_count"] == ["1"]
+    # Unhandled, SIGXFSZ ends the process (its default action; not pid 1, which Linux
+    # shields from signals it does not handle).
+    bundle = make_bundle("sh", "-c", "probe creat /f 644 fsize 10 truncate /f 11; echo $?",
+                         readonly=False)
+    assert runsc.run(bundle).stdout == runc(bundle).stdout == "creat: 3\nfsize: 0\n153\n"
+
+
+def test_file_capabilities(runsc, runc, make_bundle):
+    """security.capability (setcap) as under runc: set with CAP_SETFCAP (Docker's default
+    set has it), read back, removed by a write; EPERM for a caller without it."""
+    ops = ("probe", "creat", "/f", "755", "fcap", "/f", "fcap_get", "/f", "fcap", "/nope",
+           "open", "/f", "wronly", "0", "write", "3", "x", "fcap_get", "/f", "fcap", "/f",
+           "setuid", "1000", "fcap", "/f", "fcap_get", "/f")
+    bundle = make_bundle(*ops, readonly=False)
+    caps = bundle.spec["process"]["capabilities"]
+    for kind in ("bounding", "effective", "permitted"):
+        caps[kind] = DOCKER_CAPS
+    bundle.write()
+    got = probe_lines(runsc.run(bundle).stdout)
+    assert got == probe_lines(runc(bundle).stdout)
+    assert got["fcap"] == ["0", "ENOENT", "0", "EPERM"]
+    assert got["fcap_get"] == ["0100000200200000000000000000000000000000", "ENODATA",
+                               "0100000200200000000000000000000000000000"]
 
 
 def test_tmpfs_mount_is_writable_in_a_readonly_root(runsc, make_bundle):

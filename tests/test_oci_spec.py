@@ -237,7 +237,17 @@ def test_more_cgroup_resources_as_runc(runsc, make_bundle, tmp_path):
                                                "rate": 1048576}],
                     "throttleWriteIOPSDevice": [{"major": major, "minor": minor,
                                                  "rate": 100}]},
-        "hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}]})
+        "hugepageLimits": [{"pageSize": "2MB", "limit": 2097152}],
+        "network": {"classID": 0x100001, "priorities": [{"name": "lo", "priority": 5}]}})
+    # hugetlb, net_cls and net_prio: written where the host mounts the controller (compared
+    # with runc's files then); else runsc-py warns, naming the field, and runc refuses.
+    extra = {c: os.path.isdir(f"/sys/fs/cgroup/{c}") for c in ("hugetlb", "net_cls",
+                                                               "net_prio")}
+    files = list(_CGROUP_FILES)
+    files += [("hugetlb", "hugetlb.2MB.limit_in_bytes")] * extra["hugetlb"]
+    files += [("net_cls", "net_cls.classid")] * extra["net_cls"]
+    files += [("net_prio", "net_prio.ifpriomap")] * extra["net_prio"]
+    refused = {"hugetlb": "hugepageLimits", "net_cls": "network", "net_prio": "network"}
     seen = {}
     for name in ("runsc-py", "runc"):
         cid = f"res-{name}-{os.urandom(3).hex()}"
@@ -252,23 +262,60 @@ def test_more_cgroup_resources_as_runc(runsc, make_bundle, tmp_path):
             err.seek(0)
             message = err.read().decode()
         try:
-            if name == "runc" and r.returncode != 0 and "hugetlb" in message:
-                # runc refuses what the host lacks; without hugepages it agrees on the rest
-                bundle.spec["linux"]["resources"].pop("hugepageLimits")
+            while name == "runc" and r.returncode != 0:
+                # runc refuses what the host lacks, one controller at a time; without
+                # those fields it agrees on the rest.
+                missing = next(c for c, there in extra.items() if not there and
+                               f"cannot set {c} limit" in message)
+                assert bundle.spec["linux"]["resources"].pop(refused[missing], None)
                 bundle.write()
-                r = subprocess.run([*cmd, "create", "--bundle", str(bundle.path), cid],
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, timeout=60)
+                with tempfile.TemporaryFile() as err:
+                    r = subprocess.run([*cmd, "create", "--bundle", str(bundle.path), cid],
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                       stderr=err, timeout=60)
+                    err.seek(0)
+                    message = err.read().decode()
             assert r.returncode == 0, (name, message)
             seen[name] = {f: open(f"/sys/fs/cgroup/{c}/rpy-res/{cid}/{f}").read()
-                          for c, f in _CGROUP_FILES}
+                          for c, f in files}
         finally:
             subprocess.run([*cmd, "delete", "--force", cid], capture_output=True)
-    for c in ("memory", "blkio"):
+    for c in ("memory", "blkio", *(c for c, there in extra.items() if there)):
         try:
             os.rmdir(f"/sys/fs/cgroup/{c}/rpy-res")
         except OSError:
             pass
     assert seen["runsc-py"] == seen["runc"]
     assert "oom_kill_disable 1" in seen["runc"]["memory.oom_control"]
-    assert "hugepageLimits is not applied" in (tmp_path / "log").read_text()
+    log = (tmp_path / "log").read_text()
+    warnings = {"hugetlb": "linux.resources.hugepageLimits: the host has no hugetlb",
+                "net_cls": "linux.resources.network.classID: the host has no net_cls",
+                "net_prio": "linux.resources.network.priorities: the host has no net_prio"}
+    for c, there in extra.items():
+        assert (warnings[c] in log) != there, c
+    if extra["net_cls"]:
+        assert seen["runc"]["net_cls.classid"] == f"{0x100001}\n"
+
+
+def test_hugetlb_and_network_resources_parsed():
+    """hugepageLimits and network (classID, priorities) as the cgroup writes take them;
+    a value no cgroup file would accept is a one-line error at create (pure logic)."""
+    from runsc_py.errors import UserError
+    from runsc_py.spec import parse_resources
+    r = parse_resources({"hugepageLimits": [{"pageSize": "1GB", "limit": 0}],
+                         "network": {"classID": 7, "priorities": [{"name": "eth0",
+                                                                   "priority": 2}]}})
+    assert (r.hugepage_limits, r.net_classid, r.net_priorities) == \
+        ([["1GB", 0]], 7, [["eth0", 2]])
+    assert not r.unsupported
+    for bad in ({"hugepageLimits": [{"pageSize": "2mb", "limit": 1}]},
+                {"hugepageLimits": [{"pageSize": "../2MB", "limit": 1}]},
+                {"hugepageLimits": [{"pageSize": "2MB"}]},
+                {"network": {"classID": 1 << 32}},
+                {"network": {"priorities": [{"name": "a b", "priority": 1}]}},
+                {"network": {"priorities": [{"name": "lo", "priority": -1}]}}):
+        try:
+            parse_resources(bad)
+        except UserError:
+            continue
+        raise AssertionError(f"accepted {bad}")

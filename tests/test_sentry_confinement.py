@@ -118,3 +118,35 @@ def test_the_sentrys_namespaces_are_the_containers(runsc, make_bundle):
             assert any(line.endswith(f"/{cid}") for line in f.read().splitlines())
     finally:
         runsc("delete", "--force", cid)
+
+
+def test_spawner_signals_threads_of_the_sandbox_only():
+    """The spawner's thread-directed signal (SIGXFSZ for an emulated truncate) reaches a
+    thread in the sandbox's PID namespace and nothing outside it, whatever TID the sentry
+    names."""
+    from sentry.spawner import _Server
+
+    outside = subprocess.Popen(["sleep", "60"])
+    inside = subprocess.Popen(["unshare", "--pid", "--fork", "sleep", "60"])
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            kids = Path(f"/proc/{inside.pid}/task/{inside.pid}/children").read_text().split()
+            if kids:
+                break
+            time.sleep(0.01)
+        target = int(kids[0])
+        server = _Server.__new__(_Server)
+        server.sandbox_pidns = os.readlink(f"/proc/{target}/ns/pid")
+        server._signal_thread(outside.pid, signal.SIGKILL)
+        assert not server._signal_thread(os.getpid(), 0)
+        time.sleep(0.2)
+        assert outside.poll() is None
+        server._signal_thread(target, signal.SIGKILL)  # (the namespace's pid 1)
+        inside.wait(timeout=5)
+        assert not process_alive(target)
+    finally:
+        for p in (outside, inside):
+            if p.poll() is None:
+                p.kill()
+                p.wait()

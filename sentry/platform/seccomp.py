@@ -216,15 +216,58 @@ def _load_program(prog: list[tuple[int, int, int, int]]) -> None:
     linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(fprog))
 
 
-def install_filter(no_new_privs: bool, bounding: Collection[int]) -> int:
-    """Load the filters into the calling process; the notification descriptor."""
+_FILTER_FLAG_NEW_LISTENER = 1 << 3
+# Linux 5.19+: once the sentry has received a notification, the thread waits for the
+# answer killable, not interruptible. A caught signal (the gofer's own change firing a
+# dnotify SIGIO, a timer, SIGCHLD) is then delivered after the answer, as Linux delivers
+# it after a chmod or rename; without it the wait ends, the call returns EINTR (or is
+# restarted) although the sentry completed it. Calls that do wait (a FIFO open) are
+# interrupted by the sentry itself (SyscallContext.interrupt).
+_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
+
+
+def _export_bpf(f: pyseccomp.SyscallFilter) -> bytes:
+    """The filter's classic BPF as libseccomp generates it (2.5 cannot set the flag)."""
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+    try:
+        rc = pyseccomp._libseccomp.seccomp_export_bpf(f._filter, fd)
+        if rc < 0:
+            raise OSError(-rc, "seccomp_export_bpf failed")
+        return os.pread(fd, os.fstat(fd).st_size, 0)
+    finally:
+        os.close(fd)
+
+
+def _load_listener(bpf: bytes, killable: bool) -> int:
+    """Load a BPF program that returns USER_NOTIF; its notification descriptor."""
+    n = len(bpf) // ctypes.sizeof(_SockFilter)
+    if n == 0 or n * ctypes.sizeof(_SockFilter) != len(bpf):
+        raise OSError(errno.EINVAL, "malformed BPF from libseccomp")
+    insns = (_SockFilter * n).from_buffer_copy(bpf)
+    fprog = _SockFprog(n, insns)
+    if killable:
+        try:
+            return linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER,
+                                 _FILTER_FLAG_NEW_LISTENER | _FILTER_FLAG_WAIT_KILLABLE_RECV,
+                                 ctypes.byref(fprog))
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+    # Before 5.19: interruptible waits (emulated calls may then end with EINTR).
+    return linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, _FILTER_FLAG_NEW_LISTENER,
+                         ctypes.byref(fprog))
+
+
+def install_filter(no_new_privs: bool, bounding: Collection[int], killable: bool = True) -> int:
+    """Load the filters into the calling process; the notification descriptor. killable:
+    received notifications wait killable (WAIT_KILLABLE_RECV), unless pause can freeze
+    the sentry (cgroup v2): a thread whose call a frozen sentry holds could not freeze."""
     f = build_filter(no_new_privs, bounding)
-    f.load()
-    fd = pyseccomp._libseccomp.seccomp_notify_fd(f._filter)
-    if fd < 0:
-        raise OSError(-fd, "seccomp notification descriptor unavailable")
-    # After the main filter: with no_new_privs it has set that bit, and otherwise the
-    # caller is still root (CAP_SYS_ADMIN), which loading a filter needs.
+    bpf = _export_bpf(f)
+    if no_new_privs:  # what seccomp_load does for CTL_NNP
+        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    # Without no_new_privs the caller is still root (CAP_SYS_ADMIN), which loading needs.
+    fd = _load_listener(bpf, killable)
     _load_program(arg_rules_program())
     return fd
 
