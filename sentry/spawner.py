@@ -41,6 +41,7 @@ from sentry.cgroup import Cgroup, CgroupError
 from sentry.config import ProcessConfig, SandboxConfig
 
 _MAX_MESSAGE = 1 << 20
+_HELD_RETRY_MS = 100
 
 
 def exit_code(status: int) -> int:
@@ -187,17 +188,23 @@ class _Server:
         self.pidfds: dict[int, int] = {}  # pid -> pidfd
         self.poller = select.poll()
         self.poller.register(sock.fileno(), select.POLLIN)
+        # Exited children a workload tracer still holds: Linux shows a traced zombie only
+        # to its tracer until that one waits for it or lets go, so the real parent's
+        # waitpid would block (and this process with it). Retried on a timer.
+        self.held: set[int] = set()
         self.sandbox_pidns = ""  # its /proc/PID/ns/pid link, once the init exists
 
     def loop(self) -> None:
         while True:
-            for fd, _ in self.poller.poll():
+            for fd, _ in self.poller.poll(_HELD_RETRY_MS if self.held else None):
                 if fd == self.sock.fileno():
                     if not self._request():
                         self._end()
                         return
                 else:
                     self._reap(fd)
+            for pidfd in list(self.held):
+                self._reap(pidfd)
 
     def _request(self) -> bool:
         try:
@@ -326,11 +333,22 @@ class _Server:
             os.close(pidfd)
 
     def _reap(self, pidfd: int) -> None:
-        pid = self.children.pop(pidfd)
+        pid = self.children[pidfd]
+        # Never blocks: the child has exited (its pidfd is readable), but a tracer in the
+        # sandbox may not have collected it yet; its status comes once it has.
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped == 0:
+            if pidfd not in self.held:
+                self.held.add(pidfd)
+                self.poller.unregister(pidfd)
+            return
+        if pidfd in self.held:
+            self.held.discard(pidfd)
+        else:
+            self.poller.unregister(pidfd)
+        del self.children[pidfd]
         del self.pidfds[pid]
-        self.poller.unregister(pidfd)
         os.close(pidfd)
-        _, status = os.waitpid(pid, 0)
         try:
             self.sock.send(json.dumps({"exited": pid, "code": exit_code(status)}).encode())
         except OSError:

@@ -28,13 +28,17 @@ class Kind(enum.Enum):
 class ArgRule:
     """A passthrough syscall is refused with `errno` when its argument `arg`, masked with
     `mask`, matches: op "in" (equals one of `values`), "any_bit" (has any bit of mask set)
-    or "not_in" (equals none of `values`). `reason` says why (listed by `runsc-py syscalls`)."""
+    or "not_in" (equals none of `values`). `reason` says why (listed by `runsc-py syscalls`).
+    `when` (arg, mask, value), if given, limits the rule to calls whose other argument
+    `arg`, masked, equals `value` (ptrace's data is a flag word for one request and a
+    pointer for others)."""
     arg: int
     mask: int
     op: str
     values: tuple[int, ...]
     errno: int
     reason: str
+    when: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,12 @@ AF_KCM, AF_VSOCK = 38, 40
 # UNAME26 (0x20000), both, and 0xffffffff (the query that changes nothing).
 PERSONALITY_ALLOWED = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
 CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_NICE = 21, 19, 23
+# ptrace requests that reach seccomp itself (linux/ptrace.h). The request is a long:
+# compared on all 64 bits (0x1_0000_4200 is not SETOPTIONS to the kernel: EIO).
+PTRACE_SETOPTIONS, PTRACE_SEIZE = 0x4200, 0x4206
+PTRACE_SECCOMP_GET_FILTER, PTRACE_SECCOMP_GET_METADATA = 0x420C, 0x420D
+PTRACE_O_SUSPEND_SECCOMP = 1 << 21
+_ALL = 0xFFFFFFFFFFFFFFFF
 
 # Safe on the host kernel as they are: they act on memory, descriptors the sandbox
 # already holds, its own namespaces (pid, ipc, uts, net) or its own credentials.
@@ -99,7 +109,7 @@ inotify_rm_watch pselect6 ppoll set_robust_list get_robust_list splice tee
 sync_file_range vmsplice epoll_pwait signalfd timerfd eventfd fallocate
 timerfd_settime timerfd_gettime accept4 signalfd4 eventfd2 epoll_create1 dup3 pipe2
 inotify_init1 preadv pwritev rt_tgsigqueueinfo recvmmsg prlimit64 syncfs sendmmsg getcpu
-process_vm_readv process_vm_writev kcmp sched_setattr sched_getattr seccomp getrandom
+ptrace process_vm_readv process_vm_writev kcmp sched_setattr sched_getattr seccomp getrandom
 memfd_create membarrier mlock2 copy_file_range preadv2 pwritev2 pkey_mprotect pkey_alloc
 pkey_free io_pgetevents rseq pidfd_send_signal pidfd_open close_range pidfd_getfd
 process_madvise epoll_pwait2 landlock_create_ruleset landlock_add_rule landlock_restrict_self
@@ -147,7 +157,7 @@ DENY: dict[str, int] = {
     **dict.fromkeys("""mount umount2 pivot_root chroot swapon swapoff reboot kexec_load
         kexec_file_load init_module finit_module delete_module create_module iopl ioperm
         acct settimeofday clock_settime adjtimex clock_adjtime bpf perf_event_open keyctl
-        add_key request_key ptrace syslog vhangup quotactl quotactl_fd unshare setns
+        add_key request_key syslog vhangup quotactl quotactl_fd unshare setns
         open_by_handle_at fanotify_init fanotify_mark userfaultfd open_tree move_mount
         fsopen fsconfig fsmount fspick mount_setattr lookup_dcookie modify_ldt
         _sysctl nfsservctl migrate_pages move_pages""".split(), errno.EPERM),
@@ -177,13 +187,31 @@ ARG_RULES: dict[str, tuple[ArgRule, ...]] = {
                             "other personalities (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE, "
                             "ADDR_COMPAT_LAYOUT...) weaken exploit mitigations (Docker "
                             "allows the same five values)"),),
+    # ptrace between the sandbox's own processes is Linux's (README, Security: "ptrace
+    # inside the sandbox"): since Linux 4.8 seccomp runs after the syscall-entry stop, so
+    # a tracer's rewritten syscall number and arguments meet the tracee's filter. What
+    # would switch the filter off or show it is refused, whatever the capabilities.
+    "ptrace": (
+        ArgRule(3, PTRACE_O_SUSPEND_SECCOMP, "any_bit", (), errno.EPERM,
+                "PTRACE_SETOPTIONS with PTRACE_O_SUSPEND_SECCOMP: the tracee's syscalls "
+                "would skip its filter (Linux refuses it to a tracer under seccomp, as "
+                "every workload process is; refused here too, with CAP_SYS_ADMIN)",
+                when=(0, _ALL, PTRACE_SETOPTIONS)),
+        ArgRule(3, PTRACE_O_SUSPEND_SECCOMP, "any_bit", (), errno.EPERM,
+                "PTRACE_SEIZE with PTRACE_O_SUSPEND_SECCOMP (as PTRACE_SETOPTIONS)",
+                when=(0, _ALL, PTRACE_SEIZE)),
+        ArgRule(0, _ALL, "in", (PTRACE_SECCOMP_GET_FILTER, PTRACE_SECCOMP_GET_METADATA),
+                errno.EACCES,
+                "PTRACE_SECCOMP_GET_FILTER/GET_METADATA would show the filter's program; "
+                "Linux answers EACCES to a tracer under seccomp, as here"),
+    ),
 }
 
 # Calls allowed only with a capability in the process's bounding set, as in Docker's
 # profile; without it they fail with EPERM (Docker's default errno) before reaching the
 # kernel or the sentry.
 _PTRACE_ACCESS = ("acts on another process with ptrace access mode, which Linux grants "
-                  "to the same user without CAP_SYS_PTRACE; ptrace itself is refused here")
+                  "to the same user without CAP_SYS_PTRACE")
 _NUMA = "NUMA memory policy of the host's nodes (Docker: CAP_SYS_NICE)"
 CAP_GATES: dict[str, CapGate] = {
     "kcmp": CapGate(CAP_SYS_PTRACE, "compares another process's kernel objects: "
@@ -192,10 +220,9 @@ CAP_GATES: dict[str, CapGate] = {
                            + _PTRACE_ACCESS + " (Docker: CAP_SYS_PTRACE)"),
     "process_madvise": CapGate(CAP_SYS_PTRACE, "advises on another process's memory: "
                                + _PTRACE_ACCESS + " (Docker: CAP_SYS_PTRACE)"),
-    "process_vm_readv": CapGate(CAP_SYS_PTRACE, "reads another process's memory: "
-                                + _PTRACE_ACCESS + " (Docker allows it on Linux >= 4.8)"),
-    "process_vm_writev": CapGate(CAP_SYS_PTRACE, "writes another process's memory: "
-                                 + _PTRACE_ACCESS + " (Docker allows it on Linux >= 4.8)"),
+    # Not process_vm_readv/writev: ptrace itself is let through (PEEKDATA/POKEDATA do
+    # what they do), so a gate would protect nothing; Docker allows them on Linux >= 4.8.
+    # Like ptrace they reach only the caller's own lineage (its Landlock domain).
     "get_mempolicy": CapGate(CAP_SYS_NICE, _NUMA),
     "mbind": CapGate(CAP_SYS_NICE, _NUMA),
     "set_mempolicy": CapGate(CAP_SYS_NICE, _NUMA),
@@ -210,7 +237,6 @@ CAP_GATES: dict[str, CapGate] = {
 DENY_REASONS: dict[str, str] = {
     "migrate_pages": "moves another process's pages between NUMA nodes (Docker refuses it)",
     "move_pages": "moves pages between NUMA nodes, also another process's (Docker refuses it)",
-    "ptrace": "the sandbox has no ptrace platform (Docker allows it on Linux >= 4.8)",
     "clone3": "its flags are in memory, out of a filter's reach (Docker: ENOSYS too)",
 }
 

@@ -103,11 +103,10 @@ def test_device_nodes_cannot_be_made_or_reached(runsc, make_bundle):
 
 
 def test_host_processes_are_out_of_reach(runsc, make_bundle):
-    got, _ = _run(runsc, make_bundle, "kill", str(os.getpid()), "0", "kill", "-1", "0",
-                  "syscall", "101")  # ptrace
+    got, _ = _run(runsc, make_bundle, "kill", str(os.getpid()), "0", "kill", "-1", "0")
     assert got["kill"][0] == "ESRCH"
-    assert got["syscall"] == ["EPERM"]
     os.kill(os.getpid(), 0)  # and we are still here
+    # ptrace of a host process: tests/test_ptrace.py (the sandbox's own are traceable).
 
 
 def test_host_filesystem_unchanged_by_writes(runsc, make_bundle, tmp_path):

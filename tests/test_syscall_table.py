@@ -154,7 +154,8 @@ def test_argument_rules_are_never_looser_than_docker(name, args):
     from sentry.platform.seccomp import RET_ALLOW, RET_ERRNO, arg_rules_program
 
     ret = _run_bpf(arg_rules_program(), _nr(name), args)
-    assert ret in (RET_ALLOW, RET_ERRNO | errno.EPERM)
+    # EPERM as Docker's refusals; ptrace's seccomp requests get Linux's own EACCES.
+    assert ret in (RET_ALLOW, RET_ERRNO | errno.EPERM, RET_ERRNO | errno.EACCES)
     if ret == RET_ALLOW:
         assert docker_profile.allowed(name, set(), args), (name, [hex(a) for a in args])
 
@@ -186,3 +187,75 @@ def test_rules_allow_what_programs_need():
     assert _run_bpf(prog, _nr("ioctl"), (0, 0x5401, 0, 0, 0, 0)) == RET_ALLOW
     assert _run_bpf(prog, _nr("read"), (40,) * 6) == RET_ALLOW
     assert _run_bpf(prog, _nr("socket"), (40,) * 6, arch=0x40000003) == RET_ALLOW
+
+
+PTRACE_REQUESTS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 17, 24, 0x4200, 0x4201,
+                   0x4202, 0x4203, 0x4204, 0x4205, 0x4206, 0x4207, 0x4208, 0x4209, 0x420A,
+                   0x420B, 0x420C, 0x420D, 0x420E, 0x420F]
+SUSPEND = 1 << 21
+
+
+def _ptrace_answer(request: int, data: int) -> int:
+    """What the rules must answer: PTRACE_O_SUSPEND_SECCOMP refused where data is the
+    options word (SETOPTIONS, SEIZE), the filter-reading requests refused; the request
+    compared on all 64 bits, as the kernel reads a long."""
+    from sentry.platform.seccomp import RET_ALLOW, RET_ERRNO
+
+    if request in (0x4200, 0x4206) and data & SUSPEND:
+        return RET_ERRNO | errno.EPERM
+    if request in (0x420C, 0x420D):
+        return RET_ERRNO | errno.EACCES
+    return RET_ALLOW
+
+
+@given(request=st.one_of(st.sampled_from(PTRACE_REQUESTS),
+                         st.sampled_from(PTRACE_REQUESTS).map(lambda r: r | 1 << 32),
+                         st.sampled_from(PTRACE_REQUESTS).map(lambda r: r | 1 << 63),
+                         st.integers(0, 2**64 - 1)),
+       data=st.one_of(st.integers(0, 2**64 - 1), st.sampled_from(
+           [0, SUSPEND, SUSPEND | 0x7F, 0x7F, 0x001FFFFF, 0x7FFC_0020_0000, 0xFFFF_FFFF_FFFF_FFFF,
+            SUSPEND << 32])),
+       pid=u64, addr=u64)
+def test_ptrace_rules_refuse_exactly_the_seccomp_escapes(request, data, pid, addr):
+    """Compiled program against the rule in words: a data word with bit 21 set is refused
+    only for SETOPTIONS and SEIZE (for PEEKDATA & co. it is a pointer and passes)."""
+    from sentry.platform.seccomp import arg_rules_program
+
+    got = _run_bpf(arg_rules_program(), _nr("ptrace"), (request, pid, addr, data, 0, 0))
+    assert got == _ptrace_answer(request, data), (hex(request), hex(data))
+
+
+def test_ptrace_rules_named_cases():
+    from sentry.platform.seccomp import RET_ALLOW, RET_ERRNO, arg_rules_program
+
+    prog = arg_rules_program()
+
+    def run(request: int, data: int) -> int:
+        return _run_bpf(prog, _nr("ptrace"), (request, 5, 0, data, 0, 0))
+
+    eperm, eacces = RET_ERRNO | errno.EPERM, RET_ERRNO | errno.EACCES
+    assert run(0x4200, SUSPEND) == eperm                      # SETOPTIONS
+    assert run(0x4200, SUSPEND | 0x7F) == eperm
+    assert run(0x4206, SUSPEND) == eperm                      # SEIZE
+    assert run(0x4200, 0x7F) == RET_ALLOW                     # strace's own options
+    assert run(0x4206, 0x7F) == RET_ALLOW
+    assert run(2, 0x7FFC_0020_0000) == RET_ALLOW              # PEEKDATA, a stack pointer
+    assert run(5, SUSPEND) == RET_ALLOW                       # POKEDATA writes this word
+    assert run(0x1_0000_4200, SUSPEND) == RET_ALLOW           # the kernel's EIO, not ours
+    assert run(0x420C, 0) == eacces and run(0x420D, 0) == eacces
+    assert run(0x1_0000_420C, 0) == RET_ALLOW
+    # ptrace's rules stay on ptrace.
+    assert _run_bpf(prog, _nr("getpid"), (0x4200, 0, 0, SUSPEND, 0, 0)) == RET_ALLOW
+
+
+def test_no_ptrace_program_refuses_exactly_the_ptrace_access_calls():
+    """The fallback where Landlock is missing (sentry/workload.py): EPERM for ptrace and
+    the calls that ask ptrace access, nothing else; other architectures are the main
+    filter's."""
+    from sentry.platform.seccomp import PTRACE_ACCESS_CALLS, RET_ALLOW, RET_ERRNO, no_ptrace_program
+
+    prog = no_ptrace_program()
+    for sc in TABLE.values():
+        want = RET_ERRNO | errno.EPERM if sc.name in PTRACE_ACCESS_CALLS else RET_ALLOW
+        assert _run_bpf(prog, sc.nr, (0,) * 6) == want, sc.name
+    assert _run_bpf(prog, _nr("ptrace"), (0,) * 6, arch=0x40000003) == RET_ALLOW

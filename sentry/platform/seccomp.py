@@ -115,6 +115,17 @@ def _compile_rules(rules: tuple, out: list, new_label) -> None:
         lo_off, hi_off = _arg_offsets(rule.arg)
         lo_mask, hi_mask = rule.mask & 0xFFFFFFFF, rule.mask >> 32
         deny, done = ("ret", RET_ERRNO | rule.errno), new_label()
+        if rule.when is not None:  # the rule holds only where the other argument matches
+            w_arg, w_mask, w_value = rule.when
+            w_lo, w_hi = _arg_offsets(w_arg)
+            for off, m, want in ((w_hi, w_mask >> 32, w_value >> 32),
+                                 (w_lo, w_mask & 0xFFFFFFFF, w_value & 0xFFFFFFFF)):
+                if not m:
+                    continue
+                out.append(("ld", off))
+                if m != 0xFFFFFFFF:
+                    out.append(("and", m))
+                out.append(("jeq", want & m, None, done))
         if rule.op == "any_bit":
             for off, m in ((lo_off, lo_mask), (hi_off, hi_mask)):
                 if m:
@@ -190,6 +201,29 @@ def arg_rules_program() -> list[tuple[int, int, int, int]]:
             prog.append((code, target(ins[2], pc), target(ins[3], pc), ins[1]))
         pc += 1
     return prog
+
+
+# Calls that ask ptrace access to another process, refused where Landlock cannot keep
+# the workload away from an exec'd process's set-up (sentry/workload.py).
+PTRACE_ACCESS_CALLS = ("ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd",
+                       "kcmp", "process_madvise")
+
+
+def no_ptrace_program() -> list[tuple[int, int, int, int]]:
+    """Classic BPF: EPERM for PTRACE_ACCESS_CALLS (x86_64), ALLOW for everything else."""
+    nrs = sorted(sc.nr for sc in TABLE.values() if sc.name in PTRACE_ACCESS_CALLS)
+    prog = [(_LD_ABS, 0, 0, 4), (_JEQ_K, 0, len(nrs) + 1, _AUDIT_ARCH_X86_64),
+            (_LD_ABS, 0, 0, 0)]
+    for i, nr in enumerate(nrs):
+        prog.append((_JEQ_K, len(nrs) - i, 0, nr))
+    prog += [(_RET_K, 0, 0, RET_ALLOW), (_RET_K, 0, 0, RET_ERRNO | errno.EPERM)]
+    return prog
+
+
+def load_no_ptrace_program() -> None:
+    """Stack no_ptrace_program() on the calling process (it must be root or have set
+    no_new_privs)."""
+    _load_program(no_ptrace_program())
 
 
 class _SockFilter(ctypes.Structure):

@@ -43,6 +43,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <sys/user.h>
 #include <sys/utsname.h>
 #include <sys/xattr.h>
 #include <sys/wait.h>
@@ -1220,32 +1221,108 @@ static pid_t sibling(void) {
     return pid;
 }
 
-static void ptrace_sibling(void) {
+/* ptrace between the sandbox's own processes is allowed, as on Linux (README, Security:
+ * "ptrace inside the sandbox"). These try to use it to get past the filter or the
+ * sandbox. */
+#ifndef PTRACE_O_SUSPEND_SECCOMP
+#define PTRACE_O_SUSPEND_SECCOMP (1 << 21)
+#endif
+
+static void ptrace_suspend_seccomp(void) {
     pid_t s = sibling();
-    long r = ptrace(PTRACE_ATTACH, s, 0, 0);
+    long r = ptrace(PTRACE_SEIZE, s, 0, PTRACE_O_SUSPEND_SECCOMP);
     int e = errno;
-    long r2 = ptrace(PTRACE_SEIZE, s, 0, 0);
-    errno = e;
+    long r2 = -1;
+    int e2 = 0;
+    if (r && !ptrace(PTRACE_SEIZE, s, 0, 0)) {  /* seized plainly, stopped, the option */
+        ptrace(PTRACE_INTERRUPT, s, 0, 0);
+        waitpid(s, NULL, 0);
+        r2 = ptrace(PTRACE_SETOPTIONS, s, 0, PTRACE_O_SUSPEND_SECCOMP);
+        e2 = errno;
+    }
     kill(s, SIGKILL);
-    verdict(r == 0 || r2 == 0, "PTRACE_ATTACH to a sibling: %s", res(r));
+    verdict(r == 0 || r2 == 0, "SEIZE with PTRACE_O_SUSPEND_SECCOMP: %s; SETOPTIONS: %s",
+            r ? strerrorname_np(e) : "ok", r2 ? strerrorname_np(e2) : "ok");
 }
 
-static void process_vm_writev_sibling(void) {
-    pid_t s = sibling();
-    long val = 666;
-    struct iovec local = {&val, sizeof val}, remote = {(void *)&victim_word, sizeof val};
-    long r = process_vm_writev(s, &local, 1, &remote, 1, 0);
-    kill(s, SIGKILL);
-    verdict(r > 0, "process_vm_writev into a sibling without CAP_SYS_PTRACE: %s", res(r));
+static const char rw_src[] = "none", rw_dst[] = "/tmp/ptrace-mnt", rw_type[] = "tmpfs";
+static char rw_path[4096];
+
+static void call_getppid_and_report(void) {
+    long r = syscall(SYS_getppid);
+    _exit(r < 0 ? 100 + errno : (r > 99 ? 99 : (int)r));
 }
 
-static void process_vm_readv_sibling(void) {
-    pid_t s = sibling();
-    long val = 0;
-    struct iovec local = {&val, sizeof val}, remote = {(void *)&victim_word, sizeof val};
-    long r = process_vm_readv(s, &local, 1, &remote, 1, 0);
-    kill(s, SIGKILL);
-    verdict(r > 0, "process_vm_readv from a sibling without CAP_SYS_PTRACE: %s", res(r));
+/* A traced child's getppid() turned, at its syscall-entry stop, into mount() or
+ * openat(path); the rewritten call's result. */
+static long rewrite_child_call(int into) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (ptrace(PTRACE_TRACEME, 0, 0, 0)) _exit(90);
+        raise(SIGSTOP);
+        call_getppid_and_report();
+    }
+    int st;
+    struct user_regs_struct r;
+    waitpid(pid, &st, 0);
+    for (int i = 0; i < 100; i++) {
+        ptrace(PTRACE_SYSCALL, pid, 0, 0);
+        if (waitpid(pid, &st, 0) != pid || !WIFSTOPPED(st)) return -1000;
+        ptrace(PTRACE_GETREGS, pid, 0, &r);
+        if (r.orig_rax == SYS_getppid) break;
+        ptrace(PTRACE_SYSCALL, pid, 0, 0);
+        waitpid(pid, &st, 0);
+    }
+    r.orig_rax = into;
+    if (into == SYS_mount) {
+        r.rdi = (unsigned long)rw_src, r.rsi = (unsigned long)rw_dst;
+        r.rdx = (unsigned long)rw_type, r.r10 = 0, r.r8 = 0;
+    } else {
+        r.rdi = (unsigned long)AT_FDCWD, r.rsi = (unsigned long)rw_path, r.rdx = O_RDONLY;
+    }
+    ptrace(PTRACE_SETREGS, pid, 0, &r);
+    ptrace(PTRACE_SYSCALL, pid, 0, 0);
+    waitpid(pid, &st, 0);
+    ptrace(PTRACE_GETREGS, pid, 0, &r);
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return (long)r.rax;
+}
+
+static void ptrace_rewrite_mount(void) {
+    mkdir(rw_dst, 0755);
+    long r = rewrite_child_call(SYS_mount);
+    verdict(r == 0, "getppid rewritten to mount(tmpfs) at its entry stop: %s",
+            r == 0 ? "mounted" : r == -1000 ? "no stop" : strerrorname_np(-r));
+}
+
+static void ptrace_rewrite_open_host(void) {
+    snprintf(rw_path, sizeof rw_path, "%s", env("HOST_SECRET"));
+    long r = rewrite_child_call(SYS_openat);
+    verdict(r >= 0, "getppid rewritten to openat(HOST_SECRET) at its entry stop: %s",
+            r >= 0 ? "opened" : r == -1000 ? "no stop" : strerrorname_np(-r));
+}
+
+/* Every pid that can be seized must be one of the container's: its environment has
+ * the run's marker (the runtime's own processes, an exec's set-up, have not). */
+static void ptrace_outside(void) {
+    const char *marker = env("SEC_RUN");
+    int seized = 0, foreign = 0, first = 0;
+    for (pid_t p = 1; p < 70000; p++) {
+        if (p == getpid()) continue;
+        if (ptrace(PTRACE_SEIZE, p, 0, 0)) continue;
+        seized++;
+        char path[64], buf[65536];
+        snprintf(path, sizeof path, "/proc/%d/environ", p);
+        ssize_t n = slurp(path, buf, sizeof buf);
+        int ours = 0;
+        for (ssize_t i = 0; n > 0 && i < n; i += strlen(buf + i) + 1)
+            if (!strncmp(buf + i, "SEC_RUN=", 8) && !strcmp(buf + i + 8, marker)) ours = 1;
+        if (!ours && !foreign++) first = p;
+        ptrace(PTRACE_DETACH, p, 0, 0);
+    }
+    verdict(foreign > 0, "%d pids seized, %d not the container's (first %d)", seized,
+            foreign, first);
 }
 
 static void pidfd_getfd_sibling(void) {
@@ -1537,7 +1614,8 @@ static const struct attack attacks[] = {
     A(openat2_beneath_dotdot, 5), A(openat2_beneath_symlink, 5),
     A(openat2_beneath_up_symlink, 5), A(openat2_in_root, 5), A(openat2_no_symlinks, 5),
     A(openat2_no_xdev, 5), A(openat2_no_magiclinks, 5), A(openat2_unknown_resolve, 5),
-    A(ptrace_sibling, 5), A(process_vm_writev_sibling, 5), A(process_vm_readv_sibling, 5),
+    A(ptrace_suspend_seccomp, 5), A(ptrace_rewrite_mount, 5), A(ptrace_rewrite_open_host, 5),
+    A(ptrace_outside, 20),
     A(pidfd_getfd_sibling, 5), A(signal_scan, 20), A(kill_all, 8), A(mount_calls, 5),
     A(umount_calls, 5), A(pivot_root_call, 5), A(unshare_userns, 5), A(setns_call, 5),
     A(clone_newuser, 5), A(x32_syscall, 5), A(int80_syscall, 5), A(tiocsti, 5),

@@ -63,7 +63,8 @@ LINUX_SEMANTICS = {
     "mount_calls", "umount_calls", "pivot_root_call", "setns_call", "tiocsti", "bpf_call",
     "userfaultfd_call", "perf_event", "open_by_handle", "kexec", "module_load",
     "syslog_read", "iopl_call", "mknod_block", "mknod_char", "alive", "signal_scan",
-    "leak_boottime", "x32_syscall",
+    "leak_boottime", "x32_syscall", "ptrace_suspend_seccomp", "ptrace_rewrite_mount",
+    "ptrace_rewrite_open_host", "ptrace_outside",
 }
 
 # Host files the /proc and /sys symlink plants aim at: (env var, exists before the run).
