@@ -50,6 +50,9 @@ class Kernel:
     # Sends a signal to one thread of the sandbox (by host TID) through the spawner: what
     # Linux sends the caller of an emulated call itself (SIGXFSZ).
     signal_thread: Callable[[int, int], None] | None = None
+    # How /proc shows a thread the platform holds in a ptrace stop (host TID -> "T
+    # (stopped)" ...; None: as the host shows it). Set by the ptrace platform.
+    task_state: Callable[[int], bytes | None] | None = None
 
     devices: dict[int, int] = field(default_factory=dict)  # host st_dev -> sandbox's
     # The host's CPUs, read once: the sentry's root has no /sys (sentry/confine.py).

@@ -313,6 +313,9 @@ class ProcFS:
         head, _, tail = raw.rstrip(b"\n").rpartition(b") ")
         pid, _, comm = head.partition(b" (")
         fields = tail.split(b" ")
+        state = self._traced_state(int(pid))
+        if state is not None:
+            fields[0] = state[:1]
         for i in (1, 2, 3, 5):  # ppid pgrp session tpgid
             fields[i] = self._pid_field(fields[i])
         # starttime (field 22), in ticks of CLOCK_BOOTTIME: the reader's time namespace's.
@@ -320,11 +323,21 @@ class ProcFS:
         fields[19] = str(max(0, ticks)).encode()
         return self._pid_field(pid) + b" (" + comm + b") " + b" ".join(fields) + b"\n"
 
+    def _traced_state(self, host_tid: int) -> bytes | None:
+        """What a thread the platform holds in a ptrace stop is as Linux would show it
+        (a group stop is T, waiting for the sentry S), so the tracer stays unseen."""
+        state = getattr(self.kernel, "task_state", None)
+        return state(host_tid) if state is not None else None
+
     def _status(self, raw: bytes) -> bytes:
         out = []
         for line in raw.decode().splitlines():
             key, sep, value = line.partition(":\t")
-            if key in _STATUS_PID_FIELDS:
+            if key == "State" and value.startswith("t"):
+                pid_line = next((x for x in raw.split(b"\n") if x.startswith(b"Pid:")), b"")
+                state = self._traced_state(int(pid_line.split()[1])) if pid_line else None
+                value = state.decode() if state is not None else value
+            elif key in _STATUS_PID_FIELDS:
                 value = self._pid_field(value.encode()).decode()
             elif key in ("NStgid", "NSpid", "NSpgid", "NSsid"):
                 value = value.split()[-1]

@@ -54,6 +54,9 @@ class SyscallContext(abc.ABC):
     outcome: int | None = None
     deferred: bool = False
     result_later: bool = False  # the platform will record() the kernel's own result
+    # Whether a thread waiting for this answer keeps the cgroup freezer from freezing it
+    # (a seccomp notification's killable wait does; a ptrace stop freezes as it is).
+    wait_blocks_freezer: bool = True
     late_trace: tuple | None = None
 
     def record(self, outcome: int | None) -> None:
@@ -308,7 +311,8 @@ class FdLater:
             # pause: a thread in a killable wait cannot freeze until it is answered (and
             # the freezer has marked it): it freezes, and the open restarts after resume.
             cgroup = getattr(ctx.kernel, "cgroup", None)
-            if interrupted or (cgroup is not None and cgroup.freezing()):
+            if interrupted or (ctx.wait_blocks_freezer and cgroup is not None
+                               and cgroup.freezing()):
                 ctx.fail(ERESTARTSYS)
                 return False
         except TargetGone:

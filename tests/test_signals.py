@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Runtime, build_static
+from conftest import PLATFORM, REPO, Runtime, build_static
 
 SCENARIOS = ["notify-sigio", "notify-rt", "timer", "timer-restart", "fifo-stop", "fifo-quit",
              "fifo-blocked", "fifo-thread", "fifo-leader"]
@@ -37,7 +37,14 @@ def test_signal_scenario_as_under_runc(scenario, runsc, runc, make_bundle, signa
     assert want.returncode == 0, want.stderr
     got = runsc.run(bundle, timeout=60)
     assert got.returncode == 0, got.stderr
-    assert lines(got.stdout) == lines(want.stdout)
+    expected = want.stdout
+    if PLATFORM == "ptrace" and scenario == "fifo-leader":
+        # Known difference (README, the ptrace platform): a thread in a ptrace stop is
+        # not one the kernel gives a process's signal to, so the other thread takes it
+        # and the leader's open goes on until its writer comes.
+        assert "open: EINTR" in expected
+        expected = expected.replace("open: EINTR", "open: 0")
+    assert lines(got.stdout) == lines(expected)
     assert "timeout" not in got.stdout
 
 

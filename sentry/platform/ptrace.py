@@ -57,7 +57,7 @@ log = logging.getLogger("runsc-py.sentry")
 
 
 PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_LISTEN = 0x4206, 0x4207, 0x4208
-PTRACE_GETSIGINFO, PTRACE_GETEVENTMSG = 0x4202, 0x4201
+PTRACE_GETEVENTMSG = 0x4201
 _O_TRACESYSGOOD, _O_TRACEFORK, _O_TRACEVFORK, _O_TRACECLONE = 0x1, 0x2, 0x4, 0x8
 _O_TRACEEXEC, _O_TRACESECCOMP, _O_EXITKILL = 0x10, 0x80, 0x100000
 OPTIONS = (_O_TRACESYSGOOD | _O_TRACEFORK | _O_TRACEVFORK | _O_TRACECLONE | _O_TRACEEXEC
@@ -66,6 +66,7 @@ EVENT_FORK, EVENT_VFORK, EVENT_CLONE, EVENT_EXEC = 1, 2, 3, 4
 EVENT_SECCOMP, EVENT_STOP = 7, 128
 _WALL = 0x40000000
 _SKIP = (1 << 64) - 1  # orig_rax -1: the kernel skips the call, rax is its result
+_ERESTARTNOINTR = 513
 _EXECVE = {59, 322}  # execve, execveat
 _FAULTS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGSYS,
            signal.SIGTRAP}
@@ -129,6 +130,8 @@ def _signed(v: int) -> int:
 
 
 class PtraceContext(SyscallContext):
+    wait_blocks_freezer = False  # a task in a ptrace stop freezes as it is
+
     def __init__(self, platform: PtracePlatform, tid: int, regs, serial: int) -> None:
         self.platform, self.pid, self.regs, self.serial = platform, tid, regs, serial
         self.kernel = platform.kernel
@@ -218,6 +221,8 @@ class PtracePlatform(Platform):
         self.started: set[int] = set()  # tracees past their first execve (or forked after)
         self.serial = 0
         self.ending = False
+        self.listening: set[int] = set()  # tracees held in a group stop (PTRACE_LISTEN)
+        kernel.task_state = self.task_state
         # SIGCHLD (a tracee stopped or ended) wakes the event loop through this pipe.
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGCHLD, lambda _s, _f: None)
@@ -310,6 +315,7 @@ class PtracePlatform(Platform):
         if not os.WIFSTOPPED(status):
             return
         self.tracees.add(pid)  # (an auto-attached thread may report before its parent)
+        self.listening.discard(pid)
         sig, event = os.WSTOPSIG(status), status >> 16
         try:
             if pid in self.restarts and event != EVENT_SECCOMP:
@@ -319,8 +325,11 @@ class PtracePlatform(Platform):
             elif sig == signal.SIGTRAP | 0x80:
                 self._syscall_exit(pid)
             elif event == EVENT_STOP:
-                if sig in _STOP_SIGNALS and self._group_stop(pid):
-                    _ptrace(PTRACE_LISTEN, pid)
+                # Under PTRACE_SEIZE a group stop is this event with the stop signal;
+                # with SIGTRAP it is a new tracee's first stop or the wake after SIGCONT.
+                if sig in _STOP_SIGNALS:
+                    _ptrace(PTRACE_LISTEN, pid)  # stopped as without a tracer
+                    self.listening.add(pid)
                 else:
                     _ptrace(PTRACE_CONT, pid)
             elif event:
@@ -331,6 +340,8 @@ class PtracePlatform(Platform):
                 # fork, vfork, clone, exec: go on (to the call's exit stop, if --strace
                 # waits for its result)
                 _ptrace(PTRACE_SYSCALL if pid in self.exits else PTRACE_CONT, pid)
+            elif pid in self.handovers and self._handover_interrupted(pid):
+                _ptrace(PTRACE_CONT, pid, 0, sig)
             elif sig in _FAULTS and self._init_dies_of(pid, sig):
                 # Linux lets a fault's default action end a namespace's init only when
                 # nothing traces it (force_sig_info keeps SIGNAL_UNKILLABLE for a
@@ -343,16 +354,6 @@ class PtracePlatform(Platform):
         except OSError as e:
             if e.errno != errno.ESRCH:  # killed meanwhile: its exit comes next
                 raise
-
-    @staticmethod
-    def _group_stop(pid: int) -> bool:
-        """A group stop (EINVAL for PTRACE_GETSIGINFO), not a stop ptrace made."""
-        buf = bytearray(128)
-        try:
-            _ptrace(PTRACE_GETSIGINFO, pid, 0, _address_of(buf))
-        except OSError as e:
-            return e.errno == errno.EINVAL
-        return False
 
     def _init_dies_of(self, tid: int, sig: int) -> bool:
         """Whether tid is a thread of the sandbox's init whose action for sig is the
@@ -369,6 +370,19 @@ class PtracePlatform(Platform):
             nspid[-1] == b"1"
         return tgid_is_init and not caught >> (sig - 1) & 1
 
+    @staticmethod
+    def _handover_interrupted(tid: int) -> bool:
+        """At a signal's stop: if the signal ended the wait of a descriptor hand-over
+        before the sentry took it (ERESTARTSYS), make the kernel restart the marker
+        after the handler whatever its SA_RESTART (ERESTARTNOINTR): the call it stands
+        for has happened already, and the descriptor still waits to be installed."""
+        regs = _getregs(tid)
+        if regs.orig_rax != MARKER_NR or _signed(regs.rax) != -ERESTARTSYS:
+            return False
+        regs.rax = -_ERESTARTNOINTR & _SKIP
+        _setregs(tid, regs)
+        return True
+
     def _unmark_restart(self, tid: int) -> None:
         """The interrupted call's own number and argument back in place (at the signal's
         stop: the kernel restarts the call from orig_rax after it)."""
@@ -378,8 +392,17 @@ class PtracePlatform(Platform):
             regs.orig_rax, regs.rdi = nr, arg0
             _setregs(tid, regs)
 
+    def task_state(self, tid: int) -> bytes | None:
+        """/proc's state of a thread in a ptrace stop, as it would be untraced."""
+        if tid in self.listening:
+            return b"T (stopped)"
+        if tid in self.stops:
+            return b"S (sleeping)"  # in a call, waiting for its answer
+        return None
+
     def _gone(self, tid: int) -> None:
         self.restarts.pop(tid, None)
+        self.listening.discard(tid)
         self.tracees.discard(tid)
         self.started.discard(tid)
         self.stops.pop(tid, None)
@@ -443,7 +466,3 @@ def _send(notify_fd: int, nid: int, err: int) -> None:
     except OSError as e:
         if e.errno != errno.ENOENT:
             raise
-
-
-def _address_of(buf: bytearray) -> int:
-    return ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
