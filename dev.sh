@@ -29,6 +29,9 @@ install() {
 
 case "${1:-}" in
     demo) install; exec python3 -m runsc_py.demo ;;
-    test) install; exec python3 -m pytest -q -p no:cacheprovider tests ;;
+    # The whole suite once per platform (README: Platforms).
+    test) install
+          RUNSC_PY_PLATFORM=seccomp python3 -m pytest -q -p no:cacheprovider tests
+          RUNSC_PY_PLATFORM=ptrace exec python3 -m pytest -q -p no:cacheprovider tests ;;
     *) echo "usage: bash dev.sh demo|test" >&2; exit 2 ;;
 esac
