@@ -45,6 +45,8 @@ class Kernel:
     boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     # Seconds the sandbox's time namespace takes off CLOCK_BOOTTIME (and MONOTONIC).
     boot_offset: int = 0
+    # Set once a process called chroot: from then on roots may differ (syscalls/paths.py).
+    chrooted: bool = False
 
     devices: dict[int, int] = field(default_factory=dict)  # host st_dev -> sandbox's
     # The host's CPUs, read once: the sentry's root has no /sys (sentry/confine.py).

@@ -1,4 +1,4 @@
-"""Calls the kernel resolves natively: execve, execveat and chdir.
+"""Calls the kernel resolves natively: execve, execveat, chdir and chroot.
 
 The workload's mount namespace is a read-only copy of exactly the container tree the gofer
 serves, rooted at the container root, so the kernel's own walk (with its own permission
@@ -7,13 +7,17 @@ no decision about these calls: checking the path and then letting the kernel rea
 again would be a check-then-CONTINUE race. Its only part is /proc, whose self and
 thread-self links it points at the caller before the kernel follows them
 (exec of /proc/self/exe, cd /proc/self).
+
+chroot is the kernel's too (CAP_SYS_CHROOT, search permission, the root tracked per
+process and inherited across fork; execve then walks from it). It narrows: the new root is
+a directory the caller reaches in its copy of the container tree. The sentry only notes
+that roots may now differ, so that it reads the caller's root (/proc/TID/root) for the
+paths it resolves itself from then on (syscalls/paths.py).
 """
 from __future__ import annotations
 
-import posixpath
-
 from syscalls.context import SyscallContext
-from syscalls.paths import AT_FDCWD, joined, read_path
+from syscalls.paths import AT_FDCWD, joined, norm, read_path
 
 
 def _native(ctx: SyscallContext, dirfd: int, addr: int) -> None:
@@ -23,8 +27,8 @@ def _native(ctx: SyscallContext, dirfd: int, addr: int) -> None:
             path = joined(ctx, dirfd, read_path(ctx, addr))
         except OSError:
             path = b""  # the kernel gives the caller its own errno for a bad path
-        norm = posixpath.normpath(path) if path else b""
-        if norm == b"/proc" or norm.startswith(b"/proc/"):
+        lexical = norm(ctx, path) if path else b""
+        if lexical == b"/proc" or lexical.startswith(b"/proc/"):
             procfs.point_self(ctx)
             ctx.passthrough()
             # The link is shared by the sandbox: keep it the caller's until the kernel's
@@ -43,4 +47,10 @@ def execveat(ctx: SyscallContext) -> None:
 
 
 def chdir(ctx: SyscallContext) -> None:
+    _native(ctx, AT_FDCWD, ctx.args[0])
+
+
+def chroot(ctx: SyscallContext) -> None:
+    # Before the kernel changes any root: a path call that follows sees the flag.
+    ctx.kernel.chrooted = True
     _native(ctx, AT_FDCWD, ctx.args[0])
