@@ -614,7 +614,13 @@ class Gofer:
             # one (getsockname then shows it without its leading slashes).
             name = name.lstrip(b"/")
             addr = addr[:2] + (name if name[:1] not in (b"", b"\0") else b"." + name)
-            os.fchdir(self.chroot[1])
+            # By path (fchdir is not in the allowlist), then checked to be the root
+            # opened through no symlink: a directory swapped in since is refused.
+            os.chdir(self.chroot[0])
+            here, want = os.stat("."), os.fstat(self.chroot[1])
+            if (here.st_dev, here.st_ino) != (want.st_dev, want.st_ino):
+                os.chdir("/")
+                raise OSError(errno.ENOENT, "the root moved")
         else:
             os.chdir(cwd)  # a relative path starts at the caller's cwd
         try:

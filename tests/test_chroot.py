@@ -177,14 +177,18 @@ os.makedirs('/tmp/j/etc'); os.makedirs('/tmp/j/bin')
 open('/tmp/j/etc/x', 'w').write('jail\n')
 os.symlink('/etc/x', '/tmp/j/abs')
 import shutil; shutil.copy('/busybox', '/tmp/j/bin/busybox')
+import socket
 old = os.open('/', os.O_RDONLY)
 os.chroot('/tmp/j')
-print(os.listdir('/'), open('/abs').read().strip(), os.path.realpath('/abs'))
+srv, cli = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)
+srv.bind('/s.sock'); srv.listen(); cli.connect('/s.sock')
+print(os.path.exists('/s.sock'), sorted(os.listdir('/')))
+print(sorted(os.listdir('/')), open('/abs').read().strip(), os.path.realpath('/abs'))
 print(os.path.exists('/usr/bin/python3'), os.stat('/etc/x').st_size)
 os.chdir('/')
 print(os.getcwd(), sorted(os.listdir('..')))
 os.fchdir(old); os.chroot('.')
-print(os.path.exists('/usr/bin/python3'))
+print(os.path.exists('/usr/bin/python3'), os.path.exists('/tmp/j/s.sock'))
 """
 
 
