@@ -153,8 +153,8 @@ class Gofer:
     def _parent(self, path: bytes) -> tuple[int, bytes]:
         """An O_PATH descriptor of path's parent directory and its last component."""
         stripped = path.rstrip(b"/")
-        if not stripped:
-            return self._resolve(b"/", os.O_PATH | os.O_DIRECTORY), b"."
+        if not self._start(path)[1].strip(b"/"):  # the root (the caller's: a chroot's)
+            return self._resolve(path, os.O_PATH | os.O_DIRECTORY), b"."
         head, _, name = stripped.rpartition(b"/")
         if path.endswith(b"/"):
             name += b"/"  # keep the kernel's trailing-slash semantics
@@ -491,8 +491,8 @@ class Gofer:
         return 0, None
 
     def op_unlink(self, path: bytes, rmdir: bool):
-        if rmdir and not path.strip(b"/"):
-            raise OSError(errno.EBUSY, "the root")  # Linux's LAST_ROOT case
+        if rmdir and not self._start(path)[1].strip(b"/"):
+            raise OSError(errno.EBUSY, "the root")  # Linux's LAST_ROOT case (or a chroot's)
         if rmdir:
             self._at_parent(path, lambda d, n: os.rmdir(n, dir_fd=d))
         else:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from conftest import probe_lines
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 # Docker's default capability set: CAP_SYS_CHROOT among them.
 DOCKER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
@@ -58,6 +60,9 @@ def test_paths_resolve_from_the_new_root(runsc, runc, make_bundle):
            "chmod", "/etc/x", "600", "stat", "/etc/x", "truncate", "/abs", "2",
            "stat", "/etc/x", "link", "/etc/x", "/hard", "stat", "/hard",
            "creat", "/d/toroot/made", "600", "rmdir", "/renamed",
+           # the root itself, and its parent as `..` names it
+           "rmdir", "/", "rename", "/", "/zz", "rename", "/d", "/", "unlink", "/",
+           "mkdir", "/", "755", "rmdir", "/..", "rename", "/..", "/zz", "stat", "/zz",
            "chdir", "/", "getcwd", "stat", "..", "stat", "../../../etc/x",
            "chdir", "d", "getcwd", "stat", "../etc/x", "openat", "-100", "../../abs",
            "rdonly", "0", "chroot", "/nonexistent", "chroot", "/etc/x", "chroot", "",
@@ -204,3 +209,49 @@ def test_real_programs_in_a_debian_container(runsc, runc, debian_bundle):
         outs.append(r.stdout)
     assert outs[0] == outs[1]
     assert outs[0].splitlines()[:4] == ["/", "bin", "f", "k"]
+
+
+# -- generated: sequences in a jail, each in a child of its own, compared with runc ----
+JAILS = st.sampled_from(["/tmp/j", "/tmp/j/d", "tmp/j", "/tmp/j/abs", "/tmp/j/up", "/",
+                         ".", "..", "/tmp/j/d/toroot", "/nonexistent"])
+PATHS = st.sampled_from([
+    "/", ".", "..", "../..", "/etc/x", "etc/x", "x", "d", "/d", "/abs", "abs", "/up",
+    "/up/x", "/d/toroot", "/d/toroot/etc/x", "/d/../../etc/x", "/tmp/j/etc/x",
+    "../../../etc/x", "/proc/self/root", "/proc/self/cwd", "/proc/self/fd/3",
+    "/dev/stdin", "/dev/fd/1", "/nonexistent", "/d/new", "new", "/etc", "tmp/j/abs"])
+LINK_TARGETS = st.sampled_from(["/", "/etc/x", "..", "../../..", "x", "/d"])
+JAIL_OPS = st.one_of(
+    *(st.tuples(st.just(op), PATHS) for op in ("stat", "lstat", "readlink", "chdir",
+                                                 "unlink", "rmdir", "chroot")),
+    st.tuples(st.just("open"), PATHS, st.sampled_from(["rdonly", "rdonly|directory",
+                                                       "wronly|creat", "path"]),
+              st.just("644")),
+    st.tuples(st.just("access"), PATHS, st.sampled_from(["0", "4"])),
+    st.tuples(st.just("mkdir"), PATHS, st.just("755")),
+    st.tuples(st.just("symlink"), LINK_TARGETS, PATHS),
+    st.tuples(st.just("rename"), PATHS, PATHS),
+    st.tuples(st.just("chmod"), PATHS, st.sampled_from(["700", "755"])),
+    st.tuples(st.just("fchdir"), st.sampled_from(["3", "4"])),
+    st.just(("getcwd",)),
+)
+# A child: maybe a descriptor of the old root (3), a chroot, maybe a chdir, then ops.
+CHILD = st.tuples(st.booleans(), JAILS, st.one_of(st.none(), PATHS),
+                  st.lists(JAIL_OPS, max_size=8))
+
+
+def _child_words(keep_old: bool, jail: str, cwd: str | None, ops: list[tuple]) -> list[str]:
+    words = ["open", "/", "rdonly|directory", "0"] if keep_old else []
+    words += ["chroot", jail, *(["chdir", cwd] if cwd else []), "getcwd"]
+    for op in ops:
+        words += list(op)
+    return ["sub", str(len(words)), *words]
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(children=st.lists(CHILD, min_size=1, max_size=12))
+def test_generated_sequences_in_a_jail_agree_with_runc(runsc, runc, make_bundle, children):
+    """Each child chroots (or fails to), moves, and runs path operations; what every call
+    returns, under runsc-py and under runc, must be the same."""
+    ops = [w for child in children for w in _child_words(*child)]
+    ours, ref = _both(runsc, runc, make_bundle, "probe", *SETUP, *ops)
+    assert ours == ref
