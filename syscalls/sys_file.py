@@ -55,6 +55,9 @@ def _object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
         if not flags & AT_SYMLINK_NOFOLLOW:
             link = fd_link(norm(ctx, joined(ctx, dirfd, path)))
             if link is not None and link[0] == b"self":
+                if not os.path.lexists(f"/proc/{ctx.pid}/fd/{link[1]}"):
+                    ctx.validate()
+                    raise OSError(errno.ENOENT, "no such descriptor")  # a name, not an fd
                 return link[1]
         return absolute(ctx, dirfd, path)
     if as_int(dirfd) == AT_FDCWD:

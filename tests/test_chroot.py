@@ -222,7 +222,8 @@ PATHS = st.sampled_from([
 LINK_TARGETS = st.sampled_from(["/", "/etc/x", "..", "../../..", "x", "/d"])
 JAIL_OPS = st.one_of(
     *(st.tuples(st.just(op), PATHS) for op in ("stat", "lstat", "readlink", "chdir",
-                                                 "unlink", "rmdir", "chroot")),
+                                                 "unlink", "rmdir")),
+    st.tuples(st.just("chroot"), PATHS, st.just("chdir"), st.just("/")),
     st.tuples(st.just("open"), PATHS, st.sampled_from(["rdonly", "rdonly|directory",
                                                        "wronly|creat", "path"]),
               st.just("644")),
@@ -231,17 +232,20 @@ JAIL_OPS = st.one_of(
     st.tuples(st.just("symlink"), LINK_TARGETS, PATHS),
     st.tuples(st.just("rename"), PATHS, PATHS),
     st.tuples(st.just("chmod"), PATHS, st.sampled_from(["700", "755"])),
-    st.tuples(st.just("fchdir"), st.sampled_from(["3", "4"])),
+    st.just(("fchdir", "3", "chroot", ".")),  # the classic way back out
     st.just(("getcwd",)),
 )
-# A child: maybe a descriptor of the old root (3), a chroot, maybe a chdir, then ops.
+# A child: maybe a descriptor of the old root (3), a chroot and a chdir into it, maybe
+# another chdir, then ops. The cwd stays inside the root: a relative path from a cwd
+# outside it differs where its walk meets the chroot (README, the trust boundary), and
+# test_paths_resolve_from_the_new_root covers that case where it agrees.
 CHILD = st.tuples(st.booleans(), JAILS, st.one_of(st.none(), PATHS),
                   st.lists(JAIL_OPS, max_size=8))
 
 
 def _child_words(keep_old: bool, jail: str, cwd: str | None, ops: list[tuple]) -> list[str]:
     words = ["open", "/", "rdonly|directory", "0"] if keep_old else []
-    words += ["chroot", jail, *(["chdir", cwd] if cwd else []), "getcwd"]
+    words += ["chroot", jail, "chdir", "/", *(["chdir", cwd] if cwd else []), "getcwd"]
     for op in ops:
         words += list(op)
     return ["sub", str(len(words)), *words]
