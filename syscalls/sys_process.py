@@ -19,6 +19,8 @@ from __future__ import annotations
 from syscalls.context import SyscallContext
 from syscalls.paths import AT_FDCWD, joined, norm, read_path
 
+_STDIO = {b"/dev/stdin": b"0", b"/dev/stdout": b"1", b"/dev/stderr": b"2"}
+
 
 def _native(ctx: SyscallContext, dirfd: int, addr: int) -> None:
     procfs = getattr(ctx.kernel, "procfs", None)
@@ -28,8 +30,17 @@ def _native(ctx: SyscallContext, dirfd: int, addr: int) -> None:
         except OSError:
             path = b""  # the kernel gives the caller its own errno for a bad path
         lexical = norm(ctx, path) if path else b""
+        # /dev/fd and /dev/std* are links into /proc/self/fd, which the kernel follows.
+        if lexical == b"/dev/fd" or lexical.startswith(b"/dev/fd/"):
+            lexical = b"/proc/self/fd" + lexical[len(b"/dev/fd"):]
+        elif lexical in _STDIO:
+            lexical = b"/proc/self/fd/" + _STDIO[lexical]
         if lexical == b"/proc" or lexical.startswith(b"/proc/"):
             procfs.point_self(ctx)
+            if lexical.count(b"/") > 3:
+                # An entry inside a process's directory (/proc/self/fd/3, as fexecve
+                # and an fd-relative chdir or chroot name it): brought up to date too.
+                procfs.prepare(ctx, lexical)
             ctx.passthrough()
             # The link is shared by the sandbox: keep it the caller's until the kernel's
             # walk is over, before any other process's request can re-point it.

@@ -99,6 +99,19 @@ def test_a_child_keeps_the_root(runsc, runc, make_bundle):
     assert got["exec"] == ["ENOENT"]  # the kernel walks from the jail too
 
 
+def test_descriptor_links_name_the_jail(runsc, runc, make_bundle):
+    """chdir and chroot through /proc/self/fd/N and /dev/fd/N (the kernel's own walk
+    through the sentry's /proc), and a descriptor link that names no descriptor."""
+    ops = (*SETUP, "open", "/tmp/j", "rdonly|directory", "0", "stat", "/proc/self/fd/9",
+           "stat", "/dev/fd/9", "chdir", "/proc/self/fd/3", "getcwd", "chdir", "/",
+           "chroot", "/dev/fd/3", "chdir", "/", "stat", "/etc/x", "getcwd")
+    ours, ref = _both(runsc, runc, make_bundle, "probe", *ops)
+    assert ours == ref
+    got = probe_lines(ours)
+    assert got["stat"] == ["ENOENT", "ENOENT", "file 644 4 1"]
+    assert got["getcwd"] == ["/tmp/j", "/"]
+
+
 SHELL = """
 set -e
 mkdir -p /tmp/j/bin /tmp/j/etc /tmp/j/run
@@ -218,20 +231,23 @@ PATHS = st.sampled_from([
     "/", ".", "..", "../..", "/etc/x", "etc/x", "x", "d", "/d", "/abs", "abs", "/up",
     "/up/x", "/d/toroot", "/d/toroot/etc/x", "/d/../../etc/x", "/tmp/j/etc/x",
     "../../../etc/x", "/proc/self/root", "/proc/self/cwd", "/proc/self/fd/3",
-    "/dev/stdin", "/dev/fd/1", "/nonexistent", "/d/new", "new", "/etc", "tmp/j/abs"])
+    "/dev/fd/3", "/dev/null", "/nonexistent", "/d/new", "new", "/etc", "tmp/j/abs"])
 LINK_TARGETS = st.sampled_from(["/", "/etc/x", "..", "../../..", "x", "/d"])
+# Paths for calls that change or enter things: none through /proc's or /dev/fd's links
+# (their errnos and sizes there are /proc's own matter, not the root's).
+FS_PATHS = PATHS.filter(lambda p: not p.startswith(("/proc/", "/dev/fd/")))
 JAIL_OPS = st.one_of(
-    *(st.tuples(st.just(op), PATHS) for op in ("stat", "lstat", "readlink", "chdir",
-                                                 "unlink", "rmdir")),
+    *(st.tuples(st.just(op), PATHS) for op in ("stat", "readlink", "chdir")),
+    *(st.tuples(st.just(op), FS_PATHS) for op in ("lstat", "unlink", "rmdir")),
     st.tuples(st.just("chroot"), PATHS, st.just("chdir"), st.just("/")),
-    st.tuples(st.just("open"), PATHS, st.sampled_from(["rdonly", "rdonly|directory",
-                                                       "wronly|creat", "path"]),
+    st.tuples(st.just("open"), PATHS, st.sampled_from(["rdonly", "rdonly|directory", "path"]),
               st.just("644")),
+    st.tuples(st.just("open"), FS_PATHS, st.just("wronly|creat"), st.just("644")),
     st.tuples(st.just("access"), PATHS, st.sampled_from(["0", "4"])),
-    st.tuples(st.just("mkdir"), PATHS, st.just("755")),
-    st.tuples(st.just("symlink"), LINK_TARGETS, PATHS),
-    st.tuples(st.just("rename"), PATHS, PATHS),
-    st.tuples(st.just("chmod"), PATHS, st.sampled_from(["700", "755"])),
+    st.tuples(st.just("mkdir"), FS_PATHS, st.just("755")),
+    st.tuples(st.just("symlink"), LINK_TARGETS, FS_PATHS),
+    st.tuples(st.just("rename"), FS_PATHS, FS_PATHS),
+    st.tuples(st.just("chmod"), FS_PATHS, st.sampled_from(["700", "755"])),
     st.just(("fchdir", "3", "chroot", ".")),  # the classic way back out
     st.just(("getcwd",)),
 )
