@@ -99,6 +99,24 @@ def test_a_child_keeps_the_root(runsc, runc, make_bundle):
     assert got["exec"] == ["ENOENT"]  # the kernel walks from the jail too
 
 
+def test_a_jail_below_a_directory_its_user_cannot_search(runsc, runc, make_bundle):
+    """As sshd's privilege separation does: chroot, chdir, then drop to another user.
+    The kernel holds the root without asking for search permission above it, so the
+    new user reaches everything below it that its permissions allow."""
+    ops = ("mkdir", "/tmp/p", "700", "mkdir", "/tmp/p/j", "755", "mkdir", "/tmp/p/j/etc",
+           "755", "creat", "/tmp/p/j/etc/x", "644", "close", "3",
+           "mkdir", "/tmp/p/j/w", "755", "chmod", "/tmp/p/j/w", "777",
+           "chroot", "/tmp/p/j", "chdir", "/",
+           "setuid", "1000", "stat", "/etc/x", "open", "/etc/x", "rdonly", "0",
+           "creat", "/w/mine", "600", "stat", "/w/mine", "mkdir", "/etc/no", "755",
+           "ls", "/w", "getcwd", "stat", "/tmp/p")
+    ours, ref = _both(runsc, runc, make_bundle, "probe", *ops)
+    assert ours == ref
+    got = probe_lines(ours)
+    assert got["stat"] == ["file 644 0 1", "file 600 0 1", "ENOENT"]
+    assert got["mkdir"][-1] == "EACCES"
+
+
 def test_descriptor_links_name_the_jail(runsc, runc, make_bundle):
     """chdir and chroot through /proc/self/fd/N and /dev/fd/N (the kernel's own walk
     through the sentry's /proc), and a descriptor link that names no descriptor."""
