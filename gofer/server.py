@@ -129,9 +129,10 @@ class Gofer:
 
     def _use_root(self, root: object) -> None:
         """Open the caller's root, a canonical container path as the kernel shows it in
-        /proc/TID/root: with the gofer's own credentials (the kernel holds a process's
-        root without any permission check), and through no symlink, so that a link put
-        in its place since cannot make it name another directory."""
+        /proc/TID/root, through no symlink, so that a link put in its place since cannot
+        make it name another directory. As the caller, or where that is refused (a
+        directory above the root it cannot search), with the gofer's own credentials:
+        the kernel holds a process's root without any permission check."""
         self.chroot = None
         if root is None:
             return
@@ -639,11 +640,15 @@ class Gofer:
         if handler is None:
             raise OSError(errno.ENOSYS, f"unknown gofer operation {op!r}")
         creds, root = req.pop("creds", None), req.pop("root", None)
-        if root is not None:
-            self._set_creds(None)
-            self._use_root(root)
         try:
             self._set_creds(creds)
+            if root is not None:
+                try:
+                    self._use_root(root)
+                except PermissionError:  # a directory above it the caller cannot search
+                    self._set_creds(None)
+                    self._use_root(root)
+                    self._set_creds(creds)
             try:
                 return handler(**req)
             except OSError as e:
