@@ -39,8 +39,12 @@ def _native(ctx: SyscallContext, dirfd: int, addr: int) -> None:
             procfs.point_self(ctx)
             if lexical.count(b"/") > 3:
                 # An entry inside a process's directory (/proc/self/fd/3, as fexecve
-                # and an fd-relative chdir or chroot name it): brought up to date too.
-                procfs.prepare(ctx, lexical)
+                # and an fd-relative chdir or chroot name it): brought up to date too;
+                # whatever it finds, the kernel answers.
+                try:
+                    procfs.prepare(ctx, lexical)
+                except OSError:
+                    pass
             ctx.passthrough()
             # The link is shared by the sandbox: keep it the caller's until the kernel's
             # walk is over, before any other process's request can re-point it.
