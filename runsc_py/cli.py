@@ -507,6 +507,35 @@ def resume(ctx: click.Context, container_id: str) -> None:
 
 
 @cli.command()
+@click.option("--interval", default="5s", show_default=True,
+              help="How often stats are shown (a Go duration: 5s, 100ms).")
+@click.option("--stats", "once", is_flag=True, help="Show the container's stats, then exit.")
+@click.argument("container_id", metavar="ID")
+@click.pass_context
+def events(ctx: click.Context, container_id: str, interval: str, once: bool) -> None:
+    """The container's stats and OOM notifications, as runc's JSON lines (from its
+    cgroup, which holds the whole sandbox)."""
+    from runsc_py import events as events_mod
+    try:
+        seconds = events_mod.parse_duration(interval)
+    except ValueError as e:
+        raise UserError(f'invalid value "{interval}" for flag -interval: {e}') from None
+    if seconds <= 0:
+        raise UserError("duration interval must be greater than 0")
+    container = Container(_root(ctx), container_id)
+    st = container.load()
+    if container.status(st) == "stopped":
+        raise UserError(f"container with id {container_id} is not running")
+    cgroup_path = st.get("cgroup_path") or ""
+    if not cgroup_path:
+        raise UserError(f"container {container_id} has no cgroup")
+    if once:
+        click.echo(events_mod.event("stats", container_id, events_mod.stats(cgroup_path)))
+        return
+    events_mod.stream(container_id, cgroup_path, seconds)
+
+
+@cli.command()
 def features() -> None:
     """What this runtime supports (runc's features JSON)."""
     from runsc_py.spec import CAPABILITIES
