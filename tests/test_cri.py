@@ -308,7 +308,10 @@ def run_pod(cri: Cri, handler: str) -> Pod:
     # The shared network namespace, from inside: side reaches app's listener on loopback.
     r = cri.exec_sync(side, "sh", "-c", "for i in $(seq 100); do "
                       "echo hello | nc 127.0.0.1 7777 && exit 0; sleep 0.1; done; exit 1")
-    got = wait_for(lambda: cri.exec_sync(app, "cat", "/tmp/got").stdout, 10, "app to get it")
+    try:
+        got = wait_for(lambda: cri.exec_sync(app, "cat", "/tmp/got").stdout, 5, "app's nc")
+    except AssertionError:
+        got = b""  # test_containers_share_the_pods_network_and_ipc says so
     pod.nc = (r.exit_code, got)
 
     # Exit statuses: a plain exit, and an OOM kill (the stream of `events` runs meanwhile).
@@ -327,7 +330,11 @@ def run_pod(cri: Cri, handler: str) -> Pod:
             s = _wait_exited(cri, cid)
             pod.exits[name] = (s.exit_code, s.state, s.reason)
         # The stream ends once the task is deleted (its cgroup with it).
-        out, _ = stream.communicate(timeout=30)
+        out, _ = stream.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        stream.kill()
+        out, _ = stream.communicate()
+        stream.returncode = None  # did not end: test_events_streams_oom_as_runc says so
     finally:
         if stream.poll() is None:
             stream.kill()
