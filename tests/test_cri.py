@@ -78,6 +78,8 @@ class Cri:
     def create(self, pod_id: str, pod_cfg, name: str, command: list[str],
                memory: int = 0) -> str:
         pb = self.pb
+        # The kubelet gives each container the pod's namespace options.
+        namespaces = pod_cfg.linux.security_context.namespace_options
         cfg = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name=name), image=pb.ImageSpec(image=BUSYBOX),
             command=command, log_path=f"{name}/0.log",
@@ -86,7 +88,7 @@ class Cri:
                 resources=pb.LinuxContainerResources(memory_limit_in_bytes=memory,
                                                      cpu_shares=2),
                 security_context=pb.LinuxContainerSecurityContext(
-                    namespace_options=self.pod_namespaces())))
+                    namespace_options=namespaces)))
         return self.rt.CreateContainer(pb.CreateContainerRequest(
             pod_sandbox_id=pod_id, config=cfg, sandbox_config=pod_cfg)).container_id
 
@@ -162,7 +164,7 @@ def _remove_pod_cgroups() -> None:
     """The pods' parent cgroups (cgroup_parent), which the kubelet makes and removes:
     neither runtime removes a parent it did not name. Only empty ones go (rmdir)."""
     for top in Path("/sys/fs/cgroup").glob("*/kubepods"):
-        for d in top.glob("pod-pod-*"):
+        for d in top.glob("pod-*"):
             try:
                 d.rmdir()
             except OSError:
@@ -493,3 +495,32 @@ def test_stop_and_remove_leave_nothing(pods):
     for pod in pods.values():
         assert pod.leftovers == {"processes": [], "cgroups": [], "mounts": [], "state": [],
                                  "netns": []}, pod.handler
+
+
+def test_shared_pid_namespace_pod(cri):
+    """A pod with shareProcessNamespace (pid POD): under runc a container sees the pause
+    process; runsc-py's sandboxes are one per container, and joining another's PID
+    namespace by path (the pause sentry's, which is the host's) is refused with a message
+    that says so, at StartContainer, and the pod is removed cleanly."""
+    import grpc
+    pb = cri.pb
+    seen = {}
+    for handler in ("runsc-py", "runc"):
+        cfg = cri.pod_config(f"shared-pid-{handler}")
+        cfg.linux.security_context.namespace_options.pid = pb.POD
+        pod_id = cri.rt.RunPodSandbox(pb.RunPodSandboxRequest(
+            config=cfg, runtime_handler=handler)).pod_sandbox_id
+        cri.pods.append(pod_id)
+        try:
+            cid = cri.create(pod_id, cfg, "app", ["/bin/sleep", "600"])
+            try:
+                cri.rt.StartContainer(pb.StartContainerRequest(container_id=cid))
+                seen[handler] = cri.exec_sync(cid, "ps", "-o", "args").stdout.decode()
+            except grpc.RpcError as e:
+                seen[handler] = e.details()
+        finally:
+            cri.remove_pod(pod_id)
+    assert seen["runc"].splitlines() == ["COMMAND", "/bin/sleep infinity", "/bin/sleep 600",
+                                         "ps -o args"], seen["runc"]
+    assert ("joining an existing pid namespace is not supported (the sandbox makes its "
+            "own)") in seen["runsc-py"], seen["runsc-py"]
