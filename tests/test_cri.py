@@ -219,13 +219,13 @@ def _runtime_cmd(handler: str) -> list[str]:
     return [runsc_py_binary()] if handler == "runsc-py" else ["runc"]
 
 
-def _cgroup_value(pod: Pod, controller: str, name: str) -> int:
-    """A file of the app container's cgroup (where the runtime made it)."""
+def _cgroup_value(pod: Pod, controller: str, name: str, container: str = "app") -> int:
+    """A file of a container's cgroup (where the runtime made it)."""
     if pod.handler == "runsc-py":
-        rel = pod.state["app"]["cgroup_path"]
+        rel = pod.state[container]["cgroup_path"]
         path = f"/sys/fs/cgroup/{controller}/{rel.lstrip('/')}/{name}"
     else:
-        path = f"{pod.state['app']['cgroup_paths'][controller]}/{name}"
+        path = f"{pod.state[container]['cgroup_paths'][controller]}/{name}"
     with open(path) as f:
         return int(f.read())
 
@@ -351,7 +351,9 @@ def run_pod(cri: Cri, handler: str) -> Pod:
     assert r.returncode == 0, r
     pod.events_stats = json.loads(r.stdout)
     pod.cgroup = {"memory": _cgroup_value(pod, "memory", "memory.usage_in_bytes"),
-                  "cpu": _cgroup_value(pod, "cpuacct", "cpuacct.usage")}
+                  "cpu": _cgroup_value(pod, "cpuacct", "cpuacct.usage"),
+                  "pause memory": _cgroup_value(pod, "memory", "memory.usage_in_bytes",
+                                                "pod")}
     listed = cri.rt.ListContainerStats(pb.ListContainerStatsRequest(
         filter=pb.ContainerStatsFilter(pod_sandbox_id=pod.pod_id))).stats
     pod.listed = {s.attributes.id for s in listed if s.memory.working_set_bytes.value}
@@ -377,8 +379,10 @@ def pods(cri) -> dict[str, Pod]:
     out = {}
     for h in (handler, "runc"):
         out[h] = run_pod(cri, h)
-    print("\nseconds:", {h: {k: round(v, 2) for k, v in p.seconds.items()}
-                         for h, p in out.items()}, file=sys.stderr)
+    for h, p in out.items():  # shown with -s: the README's measurements
+        print(f"\n{h}: seconds {({k: round(v, 2) for k, v in p.seconds.items()})}, "
+              f"MiB: app {p.cgroup['memory'] / 2**20:.1f}, "
+              f"pause {p.cgroup['pause memory'] / 2**20:.1f}", file=sys.stderr)
     return out
 
 
