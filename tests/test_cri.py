@@ -36,6 +36,7 @@ BUSYBOX = "localhost/runsc-py-test/busybox:1"
 PAUSE = "localhost/runsc-py-test/pause:1"
 SHIM_ROOT = f"/run/containerd/runc/{K8S_NAMESPACE}"  # the runc shim's default --root
 OOM_LIMIT = 64 << 20
+UPDATED = {"memory.limit_in_bytes": 256 << 20, "cpu.cfs_quota_us": 50000, "cpu.shares": 512}
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) "
                       r"(stdout|stderr) ([FP]) (.*)$")
 
@@ -194,6 +195,7 @@ class Pod:
     stats: dict = field(default_factory=dict)  # ContainerStats of "app"
     cgroup: dict[str, int] = field(default_factory=dict)  # app's cgroup files, read after
     listed: set[str] = field(default_factory=set)
+    updated: dict[str, int] = field(default_factory=dict)  # app's cgroup after the update
     events_stats: dict = field(default_factory=dict)
     oom_stream: list[str] = field(default_factory=list)
     oom_stream_rc: int | None = None
@@ -316,6 +318,15 @@ def run_pod(cri: Cri, handler: str) -> Pod:
         got = b""  # test_containers_share_the_pods_network_and_ipc says so
     pod.nc = (r.exit_code, got)
 
+    # The kubelet's in-place resize: containerd's `update --resources -` of the runtime.
+    cri.rt.UpdateContainerResources(pb.UpdateContainerResourcesRequest(
+        container_id=app, linux=pb.LinuxContainerResources(
+            memory_limit_in_bytes=UPDATED["memory.limit_in_bytes"],
+            cpu_quota=UPDATED["cpu.cfs_quota_us"], cpu_period=100000,
+            cpu_shares=UPDATED["cpu.shares"])))
+    pod.updated = {name: _cgroup_value(pod, name.split(".")[0], name) for name in UPDATED}
+    pod.updated["free"] = int(cri.exec_sync(app, "free", "-b").stdout.split()[7])
+
     # Exit statuses: a plain exit, and an OOM kill (the stream of `events` runs meanwhile).
     exits = _start(cri, pod, "exits", cfg, ["/bin/sh", "-c", "echo bye; exit 3"])
     oom = cri.create(pod.pod_id, cfg, "oom", ["/bin/sh", "-c",
@@ -436,6 +447,15 @@ def test_logs_in_cri_format(pods):
         assert sorted(pod.logs["app"]) == [("stderr", "F", "err"), ("stdout", "F", "out")]
         assert pod.logs["exits"] == [("stdout", "F", "bye")]
     assert pods["runsc-py"].logs["exits"] == pods["runc"].logs["exits"]
+
+
+def test_update_container_resources(pods):
+    """The cgroup has the new limits, and under runsc-py the container's view (free)
+    follows the memory limit, as it does under runc (its cgroup-aware /proc: LXCFS-less
+    runc shows the host's memory, so only runsc-py's is compared with the limit)."""
+    for pod in pods.values():
+        assert {k: v for k, v in pod.updated.items() if k != "free"} == UPDATED, pod.handler
+    assert pods["runsc-py"].updated["free"] == UPDATED["memory.limit_in_bytes"]
 
 
 def test_exit_codes_and_oom_killed(pods):
