@@ -518,8 +518,8 @@ def events(ctx: click.Context, container_id: str, interval: str, once: bool) -> 
     from runsc_py import events as events_mod
     try:
         seconds = events_mod.parse_duration(interval)
-    except ValueError as e:
-        raise UserError(f'invalid value "{interval}" for flag -interval: {e}') from None
+    except ValueError:  # runc says no more
+        raise UserError(f'invalid value "{interval}" for flag -interval: parse error') from None
     if seconds <= 0:
         raise UserError("duration interval must be greater than 0")
     container = Container(_root(ctx), container_id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import select
 import sys
 import time
@@ -236,25 +235,72 @@ def event(kind: str, container_id: str, data: dict | None = None) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNITS = {"ns": 1, "us": 10**3, "\u00b5s": 10**3, "\u03bcs": 10**3, "ms": 10**6,
+          "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_MAX = 1 << 63  # Go sums in a uint64 and allows up to this (negated) or one less
+
+
+def _digits(s: str, i: int) -> int:
+    while i < len(s) and "0" <= s[i] <= "9":
+        i += 1
+    return i
 
 
 def parse_duration(text: str) -> float:
-    """A Go duration ("5s", "100ms", "1m30s") in seconds, as runc's --interval takes it."""
-    if text in ("0", "-0", "+0"):
+    """A Go duration ("5s", "100ms", "1m30s", "-1.5h") in seconds, as runc's --interval
+    reads it (time.ParseDuration): the same strings accepted, the same nanoseconds (each
+    fraction truncated as Go's float arithmetic does), the same overflows refused."""
+    bad = ValueError(f'time: invalid duration "{text}"')
+    s, neg = text, False
+    if s[:1] in ("+", "-"):
+        neg, s = s[0] == "-", s[1:]
+    if s == "0":
         return 0.0
-    sign, body = (-1, text[1:]) if text.startswith("-") else (1, text.lstrip("+"))
-    pos, total = 0, 0.0
-    while pos < len(body):
-        m = _DURATION.match(body, pos)
-        if not m:
-            raise ValueError(f'time: invalid duration "{text}"')
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if not body:
-        raise ValueError(f'time: invalid duration "{text}"')
-    return sign * total
+    if not s:
+        raise bad
+    total = 0
+    while s:
+        if not (s[0] == "." or "0" <= s[0] <= "9"):
+            raise bad
+        end = _digits(s, 0)
+        value = 0
+        for c in s[:end]:
+            if value > _MAX // 10:
+                raise bad
+            value = value * 10 + ord(c) - 48
+            if value > _MAX:
+                raise bad
+        pre, s = end > 0, s[end:]
+        frac, scale, post = 0, 1.0, False
+        if s[:1] == ".":
+            end = _digits(s, 1)
+            overflow = False
+            for c in s[1:end]:
+                if overflow or frac > (_MAX - 1) // 10 or frac * 10 + ord(c) - 48 >= _MAX:
+                    overflow = True  # later digits are dropped, as Go drops them
+                    continue
+                frac, scale = frac * 10 + ord(c) - 48, scale * 10
+            post, s = end > 1, s[end:]
+        if not pre and not post:
+            raise bad
+        end = 0
+        while end < len(s) and not (s[end] == "." or "0" <= s[end] <= "9"):
+            end += 1
+        unit = _UNITS.get(s[:end])
+        if unit is None or value > _MAX // unit:
+            raise bad
+        s = s[end:]
+        value *= unit
+        if frac:
+            value += int(float(frac) * (float(unit) / scale))
+            if value > _MAX:
+                raise bad
+        total += value
+        if total > _MAX:
+            raise bad
+    if not neg and total > _MAX - 1:
+        raise bad
+    return (-total if neg else total) / 1e9
 
 
 class OomWatch:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import process_alive, runsc_py_binary, stop_daemon
+from conftest import RUNSC_PY, process_alive, runsc_py_binary, stop_daemon
 from cri_env import (
     K8S_NAMESPACE,
     cni_setup,
@@ -31,6 +31,8 @@ from cri_env import (
     readme_block,
     wait_for,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 BUSYBOX = "localhost/runsc-py-test/busybox:1"
 PAUSE = "localhost/runsc-py-test/pause:1"
@@ -245,9 +247,9 @@ def _read_log(path: str) -> list[tuple[str, str, str]]:
 def _leftovers(pod: Pod) -> dict[str, list]:
     """What of the pod is still on the machine: processes, cgroups, mounts, state."""
     pids = set(pod.pids.values())
-    for st in pod.state.values():
-        pids.update(p for p, _ in st.get("sandbox", []))
-        pids.update(st[k] for k in ("gofer_pid", "init_pid", "init_process_pid") if k in st)
+    for state in pod.state.values():
+        pids.update(p for p, _ in state.get("sandbox", []))
+        pids.update(state[k] for k in ("gofer_pid", "init_pid", "init_process_pid") if k in state)
     ids = [pod.pod_id, *pod.ids.values()]
     cgroups = subprocess.run(["find", "/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "("]
                              + [x for i in ids for x in ("-name", i, "-o")][:-1] + [")"],
@@ -548,3 +550,89 @@ def test_shared_pid_namespace_pod(cri):
                                          "ps -o args"], seen["runc"]
     assert ("joining an existing pid namespace is not supported (the sandbox makes its "
             "own)") in seen["runsc-py"], seen["runsc-py"]
+
+
+def _error(stderr: str) -> str:
+    """The error line: runc's logrus msg="...", or runsc-py's "runsc-py: ..."."""
+    m = re.search(r'level=error msg="((?:[^"\\]|\\.)*)"', stderr)
+    if m:
+        return m.group(1).replace('\\"', '"')
+    return stderr.strip().splitlines()[-1].removeprefix("runsc-py: ")
+
+
+def test_events_refuses_as_runc(make_bundle, tmp_path):
+    """`events` on a container whose process has exited, and with a bad --interval: the
+    same status and message as runc."""
+    seen = {}
+    for name, cmd in (("runsc-py", list(RUNSC_PY)), ("runc", ["runc"])):
+        bundle = make_bundle("true")
+        root = str(tmp_path / f"{name}-state")
+        cid = f"ev-{name}"
+        run = [*cmd, "--root", root]
+        r = subprocess.run([*run, "run", "-d", "--bundle", str(bundle.path), cid],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        assert r.returncode == 0, r
+        try:
+            def stopped(run=run, cid=cid) -> bool:
+                r = subprocess.run([*run, "state", cid], capture_output=True, text=True)
+                return json.loads(r.stdout)["status"] == "stopped"
+            wait_for(stopped, 20, f"{cid} to stop")
+            seen[name] = []
+            for args in (["--stats"], ["--interval", "0s"], ["--interval", "xx"]):
+                r = subprocess.run([*run, "events", *args, cid], capture_output=True,
+                                   text=True, timeout=30)
+                seen[name].append((r.returncode, _error(r.stderr).replace(cid, "ID")))
+        finally:
+            subprocess.run([*run, "delete", "--force", cid], capture_output=True)
+    assert seen["runsc-py"] == seen["runc"]
+    assert seen["runc"][0] == (1, "container with id ID is not running")
+
+
+_NUMBER = st.one_of(st.integers(0, 10**20).map(str), st.from_regex(r"\A[0-9]{0,22}\.[0-9]{0,22}\Z"))
+_UNIT = st.sampled_from(["ns", "us", "\u00b5s", "\u03bcs", "ms", "s", "m", "h", "", "x", "S"])
+_DURATIONS = st.one_of(
+    st.tuples(st.sampled_from(["", "+", "-"]),
+              st.lists(st.tuples(_NUMBER, _UNIT), min_size=0, max_size=4))
+    .map(lambda t: t[0] + "".join(n + u for n, u in t[1])),
+    st.text(alphabet="0123456789.+-nsu\u00b5\u03bcmhx ", max_size=12))
+
+
+@pytest.fixture(scope="module")
+def stopped_runc(tmp_path_factory, rootfs_template):
+    """A runc container whose process has exited: `events` parses --interval, checks it,
+    then says the container is not running."""
+    base = tmp_path_factory.mktemp("runc-events")
+    shutil.copytree(rootfs_template, base / "rootfs", symlinks=True)
+    from conftest import default_spec
+    spec = default_spec()
+    spec["process"]["args"] = ["true"]
+    (base / "config.json").write_text(json.dumps(spec))
+    run = ["runc", "--root", str(base / "state")]
+    r = subprocess.run([*run, "run", "-d", "--bundle", str(base), "stopped"],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert r.returncode == 0, r
+    try:
+        wait_for(lambda: json.loads(subprocess.run(
+            [*run, "state", "stopped"], capture_output=True, text=True).stdout)["status"]
+                 == "stopped", 20, "runc's container to stop")
+        yield run
+    finally:
+        subprocess.run([*run, "delete", "--force", "stopped"], capture_output=True)
+
+
+@settings(max_examples=300)
+@given(text=_DURATIONS)
+def test_interval_parses_as_runcs(stopped_runc, text):
+    """--interval accepts, refuses and signs every string as runc (Go's ParseDuration)."""
+    from runsc_py.events import parse_duration
+    r = subprocess.run([*stopped_runc, "events", f"--interval={text}", "stopped"],
+                       capture_output=True, text=True, timeout=10)
+    msg = _error(r.stderr)
+    runc = ("invalid" if msg.endswith("parse error") else
+            "not positive" if msg == "duration interval must be greater than 0" else
+            "positive" if msg == "container with id stopped is not running" else msg)
+    try:
+        ours = "positive" if parse_duration(text) > 0 else "not positive"
+    except ValueError:
+        ours = "invalid"
+    assert ours == runc, (text, r.stderr)
