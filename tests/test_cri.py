@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import RUNSC_PY, process_alive, runsc_py_binary, stop_daemon
+from conftest import RUNSC_PY, proc_status, process_alive, runsc_py_binary, stop_daemon
 from cri_env import (
     K8S_NAMESPACE,
     cni_setup,
@@ -292,6 +292,10 @@ def run_pod(cri: Cri, handler: str) -> Pod:
     info = json.loads(cri.rt.PodSandboxStatus(pb.PodSandboxStatusRequest(
         pod_sandbox_id=pod.pod_id, verbose=True)).info["info"])
     pod.pids["pod"] = info["pid"]
+    # The pod's shim (containerd 1.6 runs one for the pod's containers; it reaps the
+    # task's pid as a subreaper): gone at the end too.
+    pod.pids["shim"] = int(proc_status(pod.pids["pod"], "PPid"))
+    assert "containerd-shim" in Path(f"/proc/{pod.pids['shim']}/cmdline").read_text()
     pod.state["pod"] = _state(pod.pod_id)
     pod.netns = next(n["path"] for n in info["runtimeSpec"]["linux"]["namespaces"]
                      if n["type"] == "network")
