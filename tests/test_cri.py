@@ -188,6 +188,7 @@ class Pod:
     pids: dict[str, int] = field(default_factory=dict)  # name -> task pid (sandbox: "pod")
     state: dict[str, dict] = field(default_factory=dict)  # name -> runtime's state.json
     uname: bytes = b""
+    hostname: bytes = b""
     ps: list[list[str]] = field(default_factory=list)
     ns: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> ns type -> inode
     netns_inode: int = 0
@@ -313,6 +314,8 @@ def run_pod(cri: Cri, handler: str) -> Pod:
     t0 = time.monotonic()
     pod.uname = cri.exec_sync(app, "uname", "-r").stdout
     pod.seconds["ExecSync uname"] = time.monotonic() - t0
+    # The pod's hostname, from the UTS namespace app joined (the pause's).
+    pod.hostname = cri.exec_sync(app, "hostname").stdout
     pod.ps = [line.split(None, 1) for line in
               cri.exec_sync(app, "ps", "-o", "pid,args").stdout.decode().splitlines()]
     # The shared network namespace, from inside: side reaches app's listener on loopback.
@@ -412,6 +415,11 @@ def test_runtime_and_network_ready(cri):
 def test_the_kernel_is_the_sentrys(pods):
     assert pods["runsc-py"].uname == b"4.4.0\n"
     assert pods["runc"].uname == (os.uname().release + "\n").encode()
+
+
+def test_hostname_is_the_pods(pods):
+    for pod in pods.values():
+        assert pod.hostname == f"pod-{pod.handler}\n".encode(), pod.handler
 
 
 def test_ps_shows_the_containers_own_processes(pods):
