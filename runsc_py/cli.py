@@ -273,7 +273,8 @@ def parse_signal(value: str) -> int:
 
 
 @cli.command()
-@click.option("--all", "-a", "all_", is_flag=True, help="Accepted for runc compatibility.")
+@click.option("--all", "-a", "all_", is_flag=True,
+              help="Signal every process of the container, as runc does.")
 @click.argument("container_id", metavar="ID")
 @click.argument("signal_name", metavar="[SIGNAL]", default="SIGTERM")
 @click.pass_context
@@ -284,7 +285,20 @@ def kill(ctx: click.Context, container_id: str, signal_name: str, all_: bool) ->
     st = container.load()
     status = container.status(st)
     if status == "stopped":
+        if all_:
+            # As runc: what is left in the container's cgroup gets it, and nothing left is
+            # no error (the shim sends this after every container's exit).
+            if st.get("cgroup_path"):
+                from sentry.cgroup import Cgroup
+                _signal(Cgroup(st["cgroup_path"]).pids(), sig)
+            return
         raise UserError("container not running")
+    if all_:
+        # Every process of the workload (those in its PID namespace), as runc signals every
+        # process in the container's cgroup; the sandbox's own only by SIGKILL, below.
+        _signal(launcher.sandbox_pids(st), sig)
+        if sig != signal.SIGKILL:
+            return
     # The sentry forwards every catchable signal to the workload's init; SIGKILL ends the
     # sentry, and the workload and gofer die with it.
     try:
@@ -293,6 +307,14 @@ def kill(ctx: click.Context, container_id: str, signal_name: str, all_: bool) ->
         raise UserError("container not running") from None
     if sig == signal.SIGKILL and status == "paused":
         launcher.freeze(st, False)  # frozen processes cannot die (runc thaws too)
+
+
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass  # gone meanwhile
 
 
 @cli.command()

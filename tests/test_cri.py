@@ -648,3 +648,49 @@ def test_interval_parses_as_runcs(stopped_runc, text):
     except ValueError:
         ours = "invalid"
     assert ours == runc, (text, r.stderr)
+
+
+def test_kill_all_as_runc(make_bundle, tmp_path):
+    """`kill --all` (what the shim sends after a container's exit, and `ctr task kill
+    --all`): every process of the container gets the signal, so a TERM ignored by the
+    container's init (PID 1 of its namespace) still ends its child and so the container;
+    on a container that has stopped it is no error, where a plain kill is."""
+    seen = {}
+    for name, cmd in (("runsc-py", list(RUNSC_PY)), ("runc", ["runc"])):
+        run = [*cmd, "--root", str(tmp_path / f"{name}-state")]
+
+        def status(cid: str, run=run) -> str:
+            r = subprocess.run([*run, "state", cid], capture_output=True, text=True)
+            return json.loads(r.stdout)["status"]
+
+        def rc(*args: str, run=run) -> int:
+            return subprocess.run([*run, *args], capture_output=True, timeout=30).returncode
+
+        got = seen[name] = {}
+        for all_ in (False, True):
+            cid = f"k-{name}-{all_}"
+            bundle = make_bundle("sh", "-c", "sleep 100 & wait")
+            try:
+                # The container keeps the stdio it is given: no pipes to wait on.
+                r = subprocess.run([*run, "run", "-d", "--bundle", str(bundle.path), cid],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, timeout=60)
+                assert r.returncode == 0, r
+                wait_for(lambda cid=cid: status(cid) == "running", 20, f"{cid} to run")
+                time.sleep(0.5)  # the shell has started its child
+                got[f"TERM all={all_}"] = rc("kill", *(["--all"] if all_ else []), cid, "TERM")
+                try:
+                    wait_for(lambda cid=cid: status(cid) == "stopped", 5, f"{cid} to stop")
+                except AssertionError:
+                    pass
+                got[f"status after, all={all_}"] = status(cid)
+                rc("kill", cid, "KILL")
+                wait_for(lambda cid=cid: status(cid) == "stopped", 20, f"{cid} to stop")
+                got["KILL once stopped"] = rc("kill", cid, "KILL")
+                got["KILL --all once stopped"] = rc("kill", "--all", cid, "KILL")
+            finally:
+                rc("delete", "--force", cid)
+    assert seen["runsc-py"] == seen["runc"]
+    assert seen["runc"] == {"TERM all=False": 0, "status after, all=False": "running",
+                            "TERM all=True": 0, "status after, all=True": "stopped",
+                            "KILL once stopped": 1, "KILL --all once stopped": 0}
