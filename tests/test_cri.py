@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -38,6 +39,10 @@ BUSYBOX = "localhost/runsc-py-test/busybox:1"
 PAUSE = "localhost/runsc-py-test/pause:1"
 SHIM_ROOT = f"/run/containerd/runc/{K8S_NAMESPACE}"  # the runc shim's default --root
 OOM_LIMIT = 64 << 20
+# busybox's nc listener: -e hands the connection to a program (its stdin, /dev/null
+# here, would end a plain `nc -l` at once, sometimes before it read what came).
+NC_SERVER = "-l -p 7777 -w 30 -e sh -c cat>/tmp/got"  # as ps shows it
+APP_SCRIPT = "echo out; echo err >&2; nc -l -p 7777 -w 30 -e sh -c 'cat>/tmp/got'; sleep 600"
 UPDATED = {"memory.limit_in_bytes": 256 << 20, "cpu.cfs_quota_us": 50000, "cpu.shares": 512}
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) "
                       r"(stdout|stderr) ([FP]) (.*)$")
@@ -304,7 +309,7 @@ def run_pod(cri: Cri, handler: str) -> Pod:
 
     t0 = time.monotonic()
     app = _start(cri, pod, "app", cfg, ["/bin/sh", "-c",
-                 "echo out; echo err >&2; nc -l -p 7777 -w 20 > /tmp/got; sleep 600"])
+                 APP_SCRIPT])
     side = _start(cri, pod, "side", cfg, ["/bin/sh", "-c", "sleep 600"])
     pod.seconds["create+start app and side"] = time.monotonic() - t0
     for name in ("pod", "app", "side"):
@@ -338,24 +343,30 @@ def run_pod(cri: Cri, handler: str) -> Pod:
 
     # Exit statuses: a plain exit, and an OOM kill (the stream of `events` runs meanwhile).
     exits = _start(cri, pod, "exits", cfg, ["/bin/sh", "-c", "echo bye; exit 3"])
+    # The OOM container allocates once told to: after `events` has shown its first stats
+    # (so it watches for OOM kills by then).
     oom = cri.create(pod.pod_id, cfg, "oom", ["/bin/sh", "-c",
-                     "sleep 2; exec dd if=/dev/zero of=/dev/null bs=100M count=1"],
-                     memory=OOM_LIMIT)
+                     "while [ ! -e /tmp/go ]; do sleep 0.1; done; "
+                     "exec dd if=/dev/zero of=/dev/null bs=100M count=1"], memory=OOM_LIMIT)
     cri.rt.StartContainer(pb.StartContainerRequest(container_id=oom))
     pod.ids["oom"] = oom
     pod.pids["oom"] = cri.pid(oom)
     pod.state["oom"] = _state(oom)
     stream = subprocess.Popen([*_runtime_cmd(handler), "--root", SHIM_ROOT, "events",
                                "--interval", "1s", oom], stdout=subprocess.PIPE, text=True)
+    out = ""
     try:
+        if select.select([stream.stdout], [], [], 30)[0]:
+            out = stream.stdout.readline()
+        cri.exec_sync(oom, "touch", "/tmp/go")
         for name, cid in (("exits", exits), ("oom", oom)):
             s = _wait_exited(cri, cid)
             pod.exits[name] = (s.exit_code, s.state, s.reason)
         # The stream ends once the task is deleted (its cgroup with it).
-        out, _ = stream.communicate(timeout=15)
+        out += stream.communicate(timeout=15)[0]
     except subprocess.TimeoutExpired:
         stream.kill()
-        out, _ = stream.communicate()
+        out += stream.communicate()[0]
         stream.returncode = None  # did not end: test_events_streams_oom_as_runc says so
     finally:
         if stream.poll() is None:
@@ -428,8 +439,8 @@ def test_ps_shows_the_containers_own_processes(pods):
         # The container's shell (its first process), nc, and ps itself: nothing of the
         # host's, nothing of the sandbox (sentry, gofer: python3) and not the pause.
         assert [args for _, args in pod.ps[1:]] == [
-            "/bin/sh -c echo out; echo err >&2; nc -l -p 7777 -w 20 > /tmp/got; sleep 600",
-            "nc -l -p 7777 -w 20", "ps -o pid,args"], (pod.handler, pod.ps)
+            f"/bin/sh -c {APP_SCRIPT}", f"nc {NC_SERVER}", "ps -o pid,args"], (pod.handler,
+                                                                                pod.ps)
         assert pod.ps[1][0] == "1"
 
 
@@ -680,7 +691,7 @@ def test_kill_all_as_runc(make_bundle, tmp_path):
                 time.sleep(0.5)  # the shell has started its child
                 got[f"TERM all={all_}"] = rc("kill", *(["--all"] if all_ else []), cid, "TERM")
                 try:
-                    wait_for(lambda cid=cid: status(cid) == "stopped", 5, f"{cid} to stop")
+                    wait_for(lambda cid=cid: status(cid) == "stopped", 2, f"{cid} to stop")
                 except AssertionError:
                     pass
                 got[f"status after, all={all_}"] = status(cid)
