@@ -310,6 +310,7 @@ class OomWatch:
     def __init__(self, r: Reader) -> None:
         self.r = r
         self.efd: int | None = None
+        self.gone = False
         self.count = r.keyed("", "memory.events").get("oom_kill", 0) if r.v2 else 0
         if not r.v2:
             control = r.path("memory", "memory.oom_control")
@@ -317,16 +318,21 @@ class OomWatch:
             if control is None or event_control is None:
                 return
             self.efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-            cfd = os.open(control, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                with open(event_control, "w") as f:
-                    f.write(f"{self.efd} {cfd}")
-            finally:
-                os.close(cfd)
+                cfd = os.open(control, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    with open(event_control, "w") as f:
+                        f.write(f"{self.efd} {cfd}")
+                finally:
+                    os.close(cfd)
+            except OSError:
+                self.gone = True  # removed since the container was looked up
 
     def wait(self, timeout: float) -> int:
         """OOM events within timeout seconds (returns early on one); -1 once the cgroup
         is gone."""
+        if self.gone:
+            return -1
         if self.efd is not None:
             ready, _, _ = select.select([self.efd], [], [], max(0.0, timeout))
             if not ready:
