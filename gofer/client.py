@@ -84,12 +84,14 @@ class GoferClient:
 
     def open(self, path: bytes, flags: int, mode: int = 0, creds: tuple | None = None,
              later: Waiter | None = None, base: bytes | None = None,
-             resolve: int = 0) -> int | None:
+             resolve: int = 0, root: bytes | None = None) -> int | None:
         """A descriptor of path from the container root, or with base, from that
         directory (resolve adds the caller's RESOLVE_* restrictions to the gofer's own);
         None when later gets it (a FIFO waiting for its other end). Without later, an
         open that would wait fails with EAGAIN."""
         args = {"base": base, "resolve": resolve} if resolve else {}
+        if root is not None:
+            args["root"] = root  # the caller's root (a chroot): see Gofer._start
         result, fd = self.call("open", creds, later, path=path, flags=flags, mode=mode,
                                **args)
         if result is LATER:

@@ -82,6 +82,9 @@ class Gofer:
                           if mtype == "proc"}
         self.passed: int | None = None  # the descriptor sent with the current request
         self.rootfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        # The calling process's root when it is not the container root (chroot): its
+        # container path and a descriptor of it, for this request only.
+        self.chroot: tuple[bytes, int] | None = None
         self.procfd = procfd  # its own /proc, only to reopen its own descriptors
         self.rid: int | None = None  # the current request's id, if it may be answered later
         self.waiting: dict[int, _Waiting] = {}
@@ -105,19 +108,54 @@ class Gofer:
             if self.passed is None:
                 raise OSError(errno.EBADF, "no descriptor sent")
             return os.dup(self.passed)
-        rel = path.lstrip(b"/")
+        start, rel = self._start(path)
+        rel = rel.lstrip(b"/")
         if not rel and flags & os.O_PATH:
             # The root itself: no lookup, so no search permission on it (openat2 of "."
             # would ask for one that Linux's chmod("/") or stat("/") never needs).
-            return fcntl.fcntl(self.rootfd, fcntl.F_DUPFD_CLOEXEC, 0)
-        return linux.openat2(self.rootfd, rel or b".", flags | os.O_CLOEXEC, mode, _RESOLVE)
+            return fcntl.fcntl(start, fcntl.F_DUPFD_CLOEXEC, 0)
+        return linux.openat2(start, rel or b".", flags | os.O_CLOEXEC, mode, _RESOLVE)
+
+    def _start(self, path: bytes) -> tuple[int, bytes]:
+        """Where a container path is resolved from, and the path from there: the caller's
+        root (a chroot) for a path below it, so that `..` and absolute symlinks stop
+        there as on Linux; the container root otherwise (a relative path from a cwd
+        outside the chroot). Either way inside the container root: chroot only narrows."""
+        if self.chroot is not None:
+            root, fd = self.chroot
+            if path == root or path.startswith(root + b"/"):
+                return fd, path[len(root):]
+        return self.rootfd, path
+
+    def _use_root(self, root: object) -> None:
+        """Open the caller's root, a canonical container path as the kernel shows it in
+        /proc/TID/root, through no symlink, so that a link put in its place since cannot
+        make it name another directory. As the caller, or where that is refused (a
+        directory above the root it cannot search), with the gofer's own credentials:
+        the kernel holds a process's root without any permission check."""
+        self.chroot = None
+        if root is None:
+            return
+        if not isinstance(root, bytes) or root[:1] != b"/" or b"\0" in root:
+            raise OSError(errno.EINVAL, "bad root")
+        root = root.rstrip(b"/")
+        if not root:
+            return
+        fd = linux.openat2(self.rootfd, root.lstrip(b"/"), os.O_PATH | os.O_DIRECTORY
+                           | os.O_CLOEXEC, 0, _RESOLVE | linux.RESOLVE_NO_SYMLINKS)
+        self.chroot = (root, fd)
+
+    def _drop_root(self) -> None:
+        if self.chroot is not None:
+            os.close(self.chroot[1])
+            self.chroot = None
 
 
     def _parent(self, path: bytes) -> tuple[int, bytes]:
         """An O_PATH descriptor of path's parent directory and its last component."""
         stripped = path.rstrip(b"/")
-        if not stripped:
-            return self._resolve(b"/", os.O_PATH | os.O_DIRECTORY), b"."
+        if not self._start(path)[1].strip(b"/"):  # the root (the caller's: a chroot's)
+            return self._resolve(path, os.O_PATH | os.O_DIRECTORY), b"."
         head, _, name = stripped.rpartition(b"/")
         if path.endswith(b"/"):
             name += b"/"  # keep the kernel's trailing-slash semantics
@@ -202,7 +240,8 @@ class Gofer:
             dirfd, rel = self._resolve(base, os.O_PATH | os.O_DIRECTORY), path
             resolve |= linux.RESOLVE_NO_MAGICLINKS
         else:
-            dirfd, rel = os.dup(self.rootfd), path.lstrip(b"/") or b"."
+            start, rel = self._start(path)
+            dirfd, rel = os.dup(start), rel.lstrip(b"/") or b"."
             resolve |= _RESOLVE
         try:
             if flags & (os.O_CREAT | _O_TMPFILE_BIT | os.O_PATH):
@@ -453,8 +492,8 @@ class Gofer:
         return 0, None
 
     def op_unlink(self, path: bytes, rmdir: bool):
-        if rmdir and not path.strip(b"/"):
-            raise OSError(errno.EBUSY, "the root")  # Linux's LAST_ROOT case
+        if rmdir and not self._start(path)[1].strip(b"/"):
+            raise OSError(errno.EBUSY, "the root")  # Linux's LAST_ROOT case (or a chroot's)
         if rmdir:
             self._at_parent(path, lambda d, n: os.rmdir(n, dir_fd=d))
         else:
@@ -575,7 +614,21 @@ class Gofer:
             raise OSError(errno.EBADF, "no descriptor sent")
         if not isinstance(addr, bytes) or not 2 < len(addr) <= _SOCKADDR_UN_SIZE:
             raise OSError(errno.EINVAL, "bad address")
-        os.chdir(cwd)  # a relative path starts at the caller's cwd
+        name = addr[2:]
+        if self.chroot is not None and name[:1] == b"/":
+            # An absolute path starts at the caller's root: from there, as a relative
+            # one (getsockname then shows it without its leading slashes).
+            name = name.lstrip(b"/")
+            addr = addr[:2] + (name if name[:1] not in (b"", b"\0") else b"." + name)
+            # By path (fchdir is not in the allowlist), then checked to be the root
+            # opened through no symlink: a directory swapped in since is refused.
+            os.chdir(self.chroot[0])
+            here, want = os.stat("."), os.fstat(self.chroot[1])
+            if (here.st_dev, here.st_ino) != (want.st_dev, want.st_ino):
+                os.chdir("/")
+                raise OSError(errno.ENOENT, "the root moved")
+        else:
+            os.chdir(cwd)  # a relative path starts at the caller's cwd
         try:
             buf = ctypes.create_string_buffer(addr, len(addr))
             if _libc.bind(self.passed, buf, len(addr)) < 0:
@@ -591,13 +644,25 @@ class Gofer:
         handler = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
         if handler is None:
             raise OSError(errno.ENOSYS, f"unknown gofer operation {op!r}")
-        self._set_creds(req.pop("creds", None))
+        creds, root = req.pop("creds", None), req.pop("root", None)
         try:
-            return handler(**req)
-        except OSError as e:
-            if e.errno != errno.EROFS or not self.proc_devs or self._read_only_path(op, req):
-                raise
-            return self._procfs_refusal(op, req, e)
+            self._set_creds(creds)
+            if root is not None:
+                try:
+                    self._use_root(root)
+                except PermissionError:  # a directory above it the caller cannot search
+                    self._set_creds(None)
+                    self._use_root(root)
+                    self._set_creds(creds)
+            try:
+                return handler(**req)
+            except OSError as e:
+                if (e.errno != errno.EROFS or not self.proc_devs
+                        or self._read_only_path(op, req)):
+                    raise
+                return self._procfs_refusal(op, req, e)
+        finally:
+            self._drop_root()
 
     def _read_only_path(self, op: str, req: dict) -> bool:
         """Is what the request changes under one of linux.readonlyPaths? There Linux says

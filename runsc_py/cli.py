@@ -301,7 +301,8 @@ def parse_signal(value: str) -> int:
 
 
 @cli.command()
-@click.option("--all", "-a", "all_", is_flag=True, help="Accepted for runc compatibility.")
+@click.option("--all", "-a", "all_", is_flag=True,
+              help="Signal every process of the container, as runc does.")
 @click.argument("container_id", metavar="ID")
 @click.argument("signal_name", metavar="[SIGNAL]", default="SIGTERM")
 @click.pass_context
@@ -312,7 +313,20 @@ def kill(ctx: click.Context, container_id: str, signal_name: str, all_: bool) ->
     st = container.load()
     status = container.status(st)
     if status == "stopped":
+        if all_:
+            # As runc: what is left in the container's cgroup gets it, and nothing left is
+            # no error (the shim sends this after every container's exit).
+            if st.get("cgroup_path"):
+                from sentry.cgroup import Cgroup
+                _signal(Cgroup(st["cgroup_path"]).pids(), sig)
+            return
         raise UserError("container not running")
+    if all_:
+        # Every process of the workload (those in its PID namespace), as runc signals every
+        # process in the container's cgroup; the sandbox's own only by SIGKILL, below.
+        _signal(launcher.sandbox_pids(st), sig)
+        if sig != signal.SIGKILL:
+            return
     # The sentry forwards every catchable signal to the workload's init; SIGKILL ends the
     # sentry, and the workload and gofer die with it.
     try:
@@ -321,6 +335,14 @@ def kill(ctx: click.Context, container_id: str, signal_name: str, all_: bool) ->
         raise UserError("container not running") from None
     if sig == signal.SIGKILL and status == "paused":
         launcher.freeze(st, False)  # frozen processes cannot die (runc thaws too)
+
+
+def _signal(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass  # gone meanwhile
 
 
 @cli.command()
@@ -532,6 +554,35 @@ def resume(ctx: click.Context, container_id: str) -> None:
     if container.status(st) != "paused":
         raise UserError(f"container {container_id} is not paused")
     launcher.freeze(st, False)
+
+
+@cli.command()
+@click.option("--interval", default="5s", show_default=True,
+              help="How often stats are shown (a Go duration: 5s, 100ms).")
+@click.option("--stats", "once", is_flag=True, help="Show the container's stats, then exit.")
+@click.argument("container_id", metavar="ID")
+@click.pass_context
+def events(ctx: click.Context, container_id: str, interval: str, once: bool) -> None:
+    """The container's stats and OOM notifications, as runc's JSON lines (from its
+    cgroup, which holds the whole sandbox)."""
+    from runsc_py import events as events_mod
+    try:
+        seconds = events_mod.parse_duration(interval)
+    except ValueError:  # runc says no more
+        raise UserError(f'invalid value "{interval}" for flag -interval: parse error') from None
+    if seconds <= 0:
+        raise UserError("duration interval must be greater than 0")
+    container = Container(_root(ctx), container_id)
+    st = container.load()
+    if container.status(st) == "stopped":
+        raise UserError(f"container with id {container_id} is not running")
+    cgroup_path = st.get("cgroup_path") or ""
+    if not cgroup_path:
+        raise UserError(f"container {container_id} has no cgroup")
+    if once:
+        click.echo(events_mod.event("stats", container_id, events_mod.stats(cgroup_path)))
+        return
+    events_mod.stream(container_id, cgroup_path, seconds)
 
 
 @cli.command()

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import resource
+import threading
 from importlib import resources
 
 from gofer.devices import Device, Rule
@@ -26,6 +27,34 @@ CAPABILITIES = [
 SHARE_CPU_ANNOTATION = "dev.runsc-py.share-cpu"
 KERNEL_VERSION_ANNOTATION = "dev.runsc-py.kernel-version"
 _NAMESPACE_TYPES = {"pid", "network", "ipc", "uts", "mount", "user", "cgroup", "time"}
+
+
+def _uts_names(path: str) -> tuple[str, str]:
+    """The host and domain names of the UTS namespace at path, read by a thread that
+    joins it (a UTS setns is the calling thread's alone; the thread then ends)."""
+    from gofer import linux
+    out: list = []
+
+    def read() -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                linux.setns(fd, linux.CLONE_NEWUTS)
+            finally:
+                os.close(fd)
+            with open("/proc/sys/kernel/domainname") as f:  # the reading thread's names
+                domain = f.read().strip()
+            out.append((os.uname().nodename, "" if domain == "(none)" else domain))
+        except OSError as e:
+            out.append(e)
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join()
+    if isinstance(out[0], OSError):
+        raise UserError(f"config.json: joining the UTS namespace {path}: "
+                        f"{out[0].strerror}") from None
+    return out[0]
 
 
 def default_spec() -> dict:
@@ -220,6 +249,11 @@ def to_sandbox_config(spec: dict, bundle: str, container_id: str,
                             "own (linux.namespaces has no uts)")
         hostname = os.uname().nodename
     domainname = _no_nul(_expect(spec.get("domainname", ""), str, "domainname"), "domainname")
+    if "uts" in ns_paths and not (hostname and domainname):
+        # Joined by path (the CRI joins a container to its pod's): Linux shows that
+        # namespace's names, which the sentry, answering uname itself, must then know.
+        ns_hostname, ns_domainname = _uts_names(ns_paths["uts"])
+        hostname, domainname = hostname or ns_hostname, domainname or ns_domainname
     if len(hostname.encode()) > 64 or len(domainname.encode()) > 64:
         raise UserError("config.json: hostname and domainname are limited to 64 bytes")
     annotations = _expect(spec.get("annotations") or {}, dict, "annotations")

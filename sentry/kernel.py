@@ -46,6 +46,8 @@ class Kernel:
     boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     # Seconds the sandbox's time namespace takes off CLOCK_BOOTTIME (and MONOTONIC).
     boot_offset: int = 0
+    # Set once a process called chroot: from then on roots may differ (syscalls/paths.py).
+    chrooted: bool = False
 
     # Sends a signal to one thread of the sandbox (by host TID) through the spawner: what
     # Linux sends the caller of an emulated call itself (SIGXFSZ).

@@ -529,6 +529,13 @@ class ProcFS:
             self.owner[ns_pid] = (st.st_uid, st.st_gid)
         return fd
 
+    def _live_links(self) -> tuple[str, ...]:
+        """The links a refresh reads: root only once a process called chroot (until then
+        every root is the container root, "/"); as a container path, as Linux shows it to
+        a reader whose root is the container root."""
+        return ("exe", "cwd", "root") if getattr(self.kernel, "chrooted", False) else (
+            "exe", "cwd")
+
     def _refresh_links(self, fd: int, host_dir: str, which: tuple[str, ...]) -> None:
         uid, gid = os.fstat(fd).st_uid, os.fstat(fd).st_gid
         for name in which:
@@ -593,7 +600,7 @@ class ProcFS:
                             self.proc.file(tfd, entry, f"/proc/{ns_pid}/task/{ns_tid}/{entry}",
                                            self._pid_renderer(host_dir, entry), mode)
                         self.proc.link(tfd, "root", "/")
-                    self._refresh_links(tfd, host_dir, ("exe", "cwd"))
+                    self._refresh_links(tfd, host_dir, self._live_links())
                     self.proc.chown_tree(tfd, uid, gid)
                 finally:
                     os.close(tfd)
@@ -617,7 +624,7 @@ class ProcFS:
             elif what in _PID_LINKS:
                 self._refresh_links(fd, host_dir, (what,))
             elif what is None:
-                self._refresh_links(fd, host_dir, ("exe", "cwd"))
+                self._refresh_links(fd, host_dir, self._live_links())
         finally:
             os.close(fd)
 

@@ -15,7 +15,7 @@ ARG_TYPES: dict[str, str] = {
     "stat": "pp", "lstat": "pp", "fstat": "ip", "newfstatat": "ippi", "statx": "ipuup",
     "access": "pi", "faccessat": "ipi", "faccessat2": "ipii",
     "readlink": "ppi", "readlinkat": "ippi",
-    "chdir": "p", "fchdir": "u",
+    "chdir": "p", "fchdir": "u", "chroot": "p",
     "bind": "ipi",
     "getxattr": "pppl", "lgetxattr": "pppl", "setxattr": "pppli", "lsetxattr": "pppli",
     "listxattr": "ppl", "llistxattr": "ppl", "removexattr": "pp", "lremovexattr": "pp",

@@ -4,6 +4,15 @@ The kernel shows the sentry a workload's cwd and descriptors (/proc/PID/cwd, fd/
 paths from the root of the mount namespace they live in, which is the container root (the
 workload's and the gofer's namespaces are both rooted there), so the joined path is a
 container path that the gofer resolves again inside the root.
+
+A process that called chroot has its own root, shown the same way (/proc/PID/root): its
+absolute paths start there, and the gofer resolves a path below that root from it
+(request field "root", see Gofer._start), so `..` and absolute symlinks stop at the
+chroot as on Linux. A relative path from a cwd or dirfd outside the chroot (chroot
+without chdir, a descriptor opened before) is resolved from the container root, as
+before the chroot: Linux would stop a `..` that passes through the chroot on the way and
+resolve an absolute symlink met there from it; here neither, and both stay in the
+container root. chroot only ever narrows what the gofer resolves.
 """
 from __future__ import annotations
 
@@ -37,6 +46,42 @@ def cwd_path(ctx: SyscallContext) -> bytes:
     return path
 
 
+def root_path(ctx: SyscallContext) -> bytes:
+    """The caller's root as a container path: b"/" unless a process of the sandbox ever
+    called chroot (the only way to another root: pivot_root and setns are refused)."""
+    cached = getattr(ctx, "_root", None)
+    if cached is not None:
+        return cached
+    root = b"/"
+    if getattr(ctx.kernel, "chrooted", False):
+        try:
+            root = os.readlink(f"/proc/{ctx.pid}/root".encode())
+        except OSError:
+            raise TargetGone() from None
+        ctx.validate()
+        if not root.startswith(b"/") or root.endswith(_DELETED):
+            # A root removed since: nothing but the root itself is left to name (ENOENT
+            # for that too, a difference).
+            raise OSError(errno.ENOENT, "the root was removed")
+    ctx._root = root
+    return root
+
+
+def gofer_root(ctx: SyscallContext) -> bytes | None:
+    """The caller's root for a gofer request (None: the container root)."""
+    root = root_path(ctx)
+    return None if root == b"/" else root
+
+
+def norm(ctx: SyscallContext, path: bytes) -> bytes:
+    """A container path normalised lexically as the caller's walk would see it: `..`
+    never climbs above the caller's root (for the magic names: /proc, /dev/fd, /dev/tty)."""
+    root = root_path(ctx)
+    if root != b"/" and (path == root or path.startswith(root + b"/")):
+        return root + posixpath.normpath(b"/" + path[len(root):]).rstrip(b"/")
+    return posixpath.normpath(path)
+
+
 def fd_path(ctx: SyscallContext, fd: int) -> bytes:
     """The container path a workload descriptor refers to (EBADF if none)."""
     if fd < 0:
@@ -65,6 +110,10 @@ def joined(ctx: SyscallContext, dirfd: int, path: bytes) -> bytes:
     if not path.startswith(b"/"):
         base = cwd_path(ctx) if as_int(dirfd) == AT_FDCWD else _dir_path(ctx, as_int(dirfd))
         path = base.rstrip(b"/") + b"/" + path
+    else:
+        root = root_path(ctx)
+        if root != b"/":
+            path = root + path
     return path
 
 
@@ -103,16 +152,20 @@ def fd_link(path: bytes) -> tuple[bytes, int] | None:
 
 def absolute(ctx: SyscallContext, dirfd: int, path: bytes) -> bytes:
     """dirfd/path as an absolute container path; /proc paths are prepared by the sentry."""
-    path = joined(ctx, dirfd, path)
+    return prepared(ctx, joined(ctx, dirfd, path))
+
+
+def prepared(ctx: SyscallContext, path: bytes) -> bytes:
+    """A joined container path with /proc paths prepared by the sentry."""
     procfs = getattr(ctx.kernel, "procfs", None)
     if procfs is not None:
-        norm = posixpath.normpath(path)
-        if norm == b"/dev/fd" or norm.startswith(b"/dev/fd/"):
-            norm = b"/proc/self/fd" + norm[len(b"/dev/fd"):]  # the link, made concrete
-            path = norm + (b"/" if path.endswith(b"/") else b"")
-        if norm == b"/proc" or norm.startswith(b"/proc/"):
-            trailing = b"/" if path.endswith(b"/") and norm != b"/" else b""
-            path = procfs.prepare(ctx, norm) + trailing
+        lexical = norm(ctx, path)
+        if lexical == b"/dev/fd" or lexical.startswith(b"/dev/fd/"):
+            lexical = b"/proc/self/fd" + lexical[len(b"/dev/fd"):]  # the link, made concrete
+            path = lexical + (b"/" if path.endswith(b"/") else b"")
+        if lexical == b"/proc" or lexical.startswith(b"/proc/"):
+            trailing = b"/" if path.endswith(b"/") and lexical != b"/" else b""
+            path = procfs.prepare(ctx, lexical) + trailing
     return path
 
 

@@ -32,13 +32,17 @@ from syscalls.paths import (
     as_int,
     at,
     fd_link,
+    gofer_root,
     joined,
+    norm,
+    prepared,
     read_path,
+    root_path,
 )
 
 
 def _gofer(ctx: SyscallContext, op: str, **args) -> tuple:
-    return ctx.kernel.gofer.call(op, ctx.creds(), **args)
+    return ctx.kernel.gofer.call(op, ctx.creds(), root=gofer_root(ctx), **args)
 
 
 def _object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
@@ -50,8 +54,11 @@ def _object(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
     path = b"" if addr == 0 and null_ok and flags & AT_EMPTY_PATH else read_path(ctx, addr)
     if path or not flags & AT_EMPTY_PATH:
         if not flags & AT_SYMLINK_NOFOLLOW:
-            link = fd_link(joined(ctx, dirfd, path))
+            link = fd_link(norm(ctx, joined(ctx, dirfd, path)))
             if link is not None and link[0] == b"self":
+                if not os.path.lexists(f"/proc/{ctx.pid}/fd/{link[1]}"):
+                    ctx.validate()
+                    raise OSError(errno.ENOENT, "no such descriptor")  # a name, not an fd
                 return link[1]
         return absolute(ctx, dirfd, path)
     if as_int(dirfd) == AT_FDCWD:
@@ -66,7 +73,7 @@ def _on_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int, op: str,
     creds = creds if creds is not None else ctx.creds()
     target = _object(ctx, dirfd, addr, flags, null_ok)
     if isinstance(target, bytes):
-        return ctx.kernel.gofer.call(op, creds, path=target, **args)
+        return ctx.kernel.gofer.call(op, creds, path=target, root=gofer_root(ctx), **args)
     fd = ctx.take_fd(target)
     try:
         return ctx.kernel.gofer.call(op, creds, fd=fd, path=None, **args)
@@ -160,15 +167,16 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
     path = joined(ctx, dirfd, rel)
     if resolve & RESOLVE_IN_ROOT and rel[:1] == b"/":
         path = joined(ctx, dirfd, rel.lstrip(b"/") or b".")  # "/" is the directory itself
-    link = fd_link(path)
-    if resolve & RESOLVE_NO_SYMLINKS and _through_proc_self(path):
-        start = joined(ctx, dirfd, b".") if rel[:1] != b"/" else b"/"
+    lexical = norm(ctx, path)
+    link = fd_link(lexical)
+    if resolve & RESOLVE_NO_SYMLINKS and _through_proc_self(lexical):
+        start = joined(ctx, dirfd, b".") if rel[:1] != b"/" else root_path(ctx)
         crosses = resolve & RESOLVE_NO_XDEV and not (start + b"/").startswith(b"/proc/")
         raise OSError(errno.EXDEV if crosses else errno.ELOOP, "/proc/self is a link")
     if resolve and link is not None:
         # The kernel refuses magic links under any of these restrictions, unless the walk
         # has already left its mount on the way into /proc.
-        start = joined(ctx, dirfd, b".") if rel[:1] != b"/" else b"/"
+        start = joined(ctx, dirfd, b".") if rel[:1] != b"/" else root_path(ctx)
         if resolve & RESOLVE_NO_XDEV and not (start + b"/").startswith(b"/proc/"):
             raise OSError(errno.EXDEV, "crosses into /proc")
         raise OSError(errno.ELOOP if resolve & (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
@@ -177,7 +185,7 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
     later = FdLater(ctx, bool(flags & os.O_CLOEXEC))
     if link is not None:
         fd = _reopen(ctx, *link, flags, later)
-    elif posixpath.normpath(path) == b"/dev/tty" and not flags & os.O_PATH and not resolve:
+    elif lexical == b"/dev/tty" and not flags & os.O_PATH and not resolve:
         fd = _controlling_tty(ctx, flags)
     else:
         if flags & os.O_PATH:
@@ -190,12 +198,13 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
         if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) or (resolve and rel[:1] != b"/"):
             # Resolved from the directory itself, not from the container root, so that
             # RESOLVE_BENEATH / IN_ROOT / NO_XDEV / NO_SYMLINKS mean what they do on Linux.
-            base = absolute(ctx, AT_FDCWD, joined(ctx, dirfd, b"."))
+            base = prepared(ctx, joined(ctx, dirfd, b"."))
             fd = ctx.kernel.gofer.open(rel, gofer_flags, mode, ctx.creds(), later,
-                                       base=base, resolve=resolve)
+                                       base=base, resolve=resolve, root=gofer_root(ctx))
         else:
-            fd = ctx.kernel.gofer.open(absolute(ctx, AT_FDCWD, path), gofer_flags, mode,
-                                       ctx.creds(), later, resolve=resolve)
+            fd = ctx.kernel.gofer.open(prepared(ctx, path), gofer_flags, mode,
+                                       ctx.creds(), later, resolve=resolve,
+                                       root=gofer_root(ctx))
     if fd is None:
         return ctx.defer()
     if ctx.kernel.procfs is not None:
@@ -280,7 +289,7 @@ def _host_stat(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
     stat'ed on the sentry's own copy: fstat needs no permission."""
     target = _object(ctx, dirfd, addr, flags, null_ok=True)
     if isinstance(target, bytes):
-        raw, _ = ctx.kernel.gofer.call("stat", ctx.creds(), path=target,
+        raw, _ = ctx.kernel.gofer.call("stat", ctx.creds(), path=target, root=gofer_root(ctx),
                                        follow=not flags & AT_SYMLINK_NOFOLLOW,
                                        statx_mask=statx_mask, sync=flags & _STATX_SYNC)
         return raw
@@ -589,7 +598,7 @@ def _link(ctx: SyscallContext, olddir: int, old: int, newdir: int, new: int,
         try:
             new_path = at(ctx, newdir, new)
             ctx.kernel.gofer.call("link", ctx.creds(), fd=fd, old=None, new=new_path,
-                                  follow=follow)
+                                  follow=follow, root=gofer_root(ctx))
         finally:
             os.close(fd)
         return ctx.reply(0)

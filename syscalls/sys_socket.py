@@ -15,7 +15,7 @@ import socket
 import struct
 
 from syscalls.context import SyscallContext
-from syscalls.paths import cwd_path
+from syscalls.paths import cwd_path, gofer_root
 
 _SOCKADDR_UN_SIZE = 110  # sa_family + sun_path[108]
 
@@ -37,7 +37,9 @@ def bind(ctx: SyscallContext) -> None:
         # A relative path is the caller's cwd's: the gofer binds from there, with the
         # bytes given, so getsockname shows them as on Linux.
         cwd = cwd_path(ctx) if raw[2] != ord("/") else b"/"
-        ctx.kernel.gofer.call("bind", ctx.creds(), fd=sock, addr=raw, cwd=cwd)
+        # An absolute one starts at the caller's root (a chroot: see Gofer.op_bind).
+        ctx.kernel.gofer.call("bind", ctx.creds(), fd=sock, addr=raw, cwd=cwd,
+                              root=gofer_root(ctx))
     finally:
         os.close(sock)
     ctx.reply(0)

@@ -70,7 +70,8 @@ AF_KCM, AF_VSOCK = 38, 40
 # personality(2) values Docker's profile lets through: PER_LINUX, PER_LINUX32 (0x8),
 # UNAME26 (0x20000), both, and 0xffffffff (the query that changes nothing).
 PERSONALITY_ALLOWED = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
-CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_NICE = 21, 19, 23
+CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_NICE, CAP_SYS_CHROOT = 21, 19, 23, 18
+CLONE_NEWTIME = 0x80  # a namespace flag in unshare's flags (in clone's, the exit signal)
 # ptrace requests that reach seccomp itself (linux/ptrace.h). The request is a long:
 # compared on all 64 bits (0x1_0000_4200 is not SETOPTIONS to the kernel: EIO).
 PTRACE_SETOPTIONS, PTRACE_SEIZE = 0x4200, 0x4206
@@ -114,7 +115,7 @@ memfd_create membarrier mlock2 copy_file_range preadv2 pwritev2 pkey_mprotect pk
 pkey_free io_pgetevents rseq pidfd_send_signal pidfd_open close_range pidfd_getfd
 process_madvise epoll_pwait2 landlock_create_ruleset landlock_add_rule landlock_restrict_self
 memfd_secret process_mrelease futex_waitv set_mempolicy_home_node cachestat map_shadow_stack
-futex_wake futex_wait futex_requeue
+futex_wake futex_wait futex_requeue unshare
 fchdir
 inotify_add_watch
 """.split()
@@ -145,6 +146,7 @@ EMULATE: dict[str, Callable] = {
         listxattr llistxattr removexattr lremovexattr""".split()},
     "execve": sys_process.execve, "execveat": sys_process.execveat,
     "chdir": sys_process.chdir,
+    "chroot": sys_process.chroot,  # the kernel's; the sentry notes that roots may differ
     "bind": sys_socket.bind,  # AF_UNIX paths: the socket file is made by the gofer
     "uname": sys_identity.uname, "sethostname": sys_identity.sethostname,
     "setdomainname": sys_identity.setdomainname,
@@ -154,10 +156,10 @@ EMULATE: dict[str, Callable] = {
 # Refused as gVisor refuses: EPERM for what a container must never do, ENOSYS for what the
 # sandbox does not support. Every number not named anywhere is ENOSYS too.
 DENY: dict[str, int] = {
-    **dict.fromkeys("""mount umount2 pivot_root chroot swapon swapoff reboot kexec_load
+    **dict.fromkeys("""mount umount2 pivot_root swapon swapoff reboot kexec_load
         kexec_file_load init_module finit_module delete_module create_module iopl ioperm
         acct settimeofday clock_settime adjtimex clock_adjtime bpf perf_event_open keyctl
-        add_key request_key syslog vhangup quotactl quotactl_fd unshare setns
+        add_key request_key syslog vhangup quotactl quotactl_fd setns
         open_by_handle_at fanotify_init fanotify_mark userfaultfd open_tree move_mount
         fsopen fsconfig fsmount fspick mount_setattr lookup_dcookie modify_ldt
         _sysctl nfsservctl migrate_pages move_pages""".split(), errno.EPERM),
@@ -177,6 +179,14 @@ ARG_RULES: dict[str, tuple[ArgRule, ...]] = {
     "clone": (ArgRule(0, CLONE_NEW_ANY, "any_bit", (), errno.EPERM,
                       "new namespaces would let the workload reshape what it sees (Docker "
                       "refuses them too, but allows them with CAP_SYS_ADMIN)"),),
+    # unshare(0), CLONE_FS, CLONE_FILES, CLONE_SYSVSEM (and CLONE_THREAD, _SIGHAND, _VM in
+    # a single-threaded process) need no privilege on Linux and change only the caller's
+    # own state; the sentry reads cwd, root and descriptors per thread, so they hold.
+    # Docker refuses unshare entirely without CAP_SYS_ADMIN: looser here, as Linux is.
+    "unshare": (ArgRule(0, CLONE_NEW_ANY | CLONE_NEWTIME, "any_bit", (), errno.EPERM,
+                        "new namespaces would let the workload reshape what it sees "
+                        "(Docker refuses unshare without CAP_SYS_ADMIN; Linux allows "
+                        "the other flags unprivileged)"),),
     # The family is an int: only its low 32 bits reach the kernel, so compare those
     # (Docker's LT/EQ/GT compare all 64 bits; 0x1_0000_0028 passes them as AF_VSOCK).
     "socket": (ArgRule(0, 0xFFFFFFFF, "in", (AF_KCM, AF_VSOCK), errno.EPERM,
@@ -229,6 +239,8 @@ CAP_GATES: dict[str, CapGate] = {
     "set_mempolicy_home_node": CapGate(CAP_SYS_NICE, _NUMA),
     # Emulated: the sentry checks CAP_SYS_ADMIN in the effective set as Linux does; the
     # filter refuses first when the bounding set lacks it, as Docker's profile does.
+    "chroot": CapGate(CAP_SYS_CHROOT, "changes the caller's root inside the container "
+                      "(Docker: CAP_SYS_CHROOT; the kernel checks it too)"),
     "sethostname": CapGate(CAP_SYS_ADMIN, "renames the sandbox (Docker: CAP_SYS_ADMIN)"),
     "setdomainname": CapGate(CAP_SYS_ADMIN, "renames the sandbox (Docker: CAP_SYS_ADMIN)"),
 }

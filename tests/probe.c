@@ -148,6 +148,30 @@ static int run(char **a, int n) {
     if (!strcmp(op, "mount")) { NEED(3) result(op, mount(a[1], a[2], a[3], 0, NULL)); return 3; }
     if (!strcmp(op, "kexec_load")) { result(op, syscall(SYS_kexec_load, 0, 0, 0, 0)); return 0; }
     if (!strcmp(op, "unshare")) { result(op, unshare(CLONE_NEWNS)); return 0; }
+    /* unshare_flags HEX: unshare with those flags (64 bits, as the register holds them) */
+    if (!strcmp(op, "unshare_flags")) { NEED(1) result(op, syscall(SYS_unshare, strtoul(a[1], 0, 16))); return 1; }
+    /* sub W: the next W words are operations run in a child (its chroot, cwd, fds are
+     * its own); the parent waits for it, then goes on after them */
+    if (!strcmp(op, "sub")) {
+        NEED(1) int w = atoi(a[1]);
+        if (w > n - 2) w = n - 2;
+        fflush(stdout);
+        pid_t c = fork();
+        if (c == 0) {
+            for (int i = 0; i < w; i++) i += run(a + 2 + i, w - i);
+            fflush(stdout); _exit(0);
+        }
+        int st; if (c > 0) waitpid(c, &st, 0);
+        printf("sub: %s\n", c < 0 ? "fork failed" : "done");
+        return w + 1;
+    }
+    /* fork: the operations after it run in a child; the parent waits for it, then exits */
+    if (!strcmp(op, "fork")) {
+        pid_t c = fork();
+        if (c < 0) { result(op, -1); return 0; }
+        if (c > 0) { int st; waitpid(c, &st, 0); exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1); }
+        printf("fork: child\n"); return 0;
+    }
     if (!strcmp(op, "clone_newns")) {
         long r = syscall(SYS_clone, CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0);
         if (r == 0) _exit(0);

@@ -90,7 +90,7 @@ def test_filter_is_generated_from_the_table():
 
 
 # -- Docker's default profile is the floor -------------------------------------------------
-CAPS = {"CAP_SYS_ADMIN": 21, "CAP_SYS_PTRACE": 19, "CAP_SYS_NICE": 23}
+CAPS = {"CAP_SYS_ADMIN": 21, "CAP_SYS_PTRACE": 19, "CAP_SYS_NICE": 23, "CAP_SYS_CHROOT": 18}
 # python-ptrace's name where libseccomp's (Docker's) differs.
 DOCKER_NAME = {"timerfd": "timerfd_create"}
 
@@ -124,7 +124,7 @@ def _nr(name: str) -> int:
     return next(sc.nr for sc in TABLE.values() if sc.name == name)
 
 
-@pytest.mark.parametrize("granted", [set(c) for n in range(4)
+@pytest.mark.parametrize("granted", [set(c) for n in range(len(CAPS) + 1)
                                      for c in itertools.combinations(CAPS, n)])
 def test_no_call_passes_that_docker_refuses(granted):
     """Under every combination of the capabilities that gate calls, each call the filter
@@ -138,6 +138,22 @@ def test_no_call_passes_that_docker_refuses(granted):
         if sc.cap_gate is not None:
             cap = next(c for c, n in CAPS.items() if n == sc.cap_gate.cap)
             assert (got == {"ERRNO(1)"}) == (cap not in granted), sc.name
+
+
+# Every namespace flag unshare(2) knows: NS CGROUP UTS IPC USER PID NET TIME.
+UNSHARE_NEW = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 \
+    | 0x40000000 | 0x80
+
+
+@given(flags=st.one_of(st.integers(0, 2**64 - 1), st.sampled_from(
+    [0, 0x200, 0x400, 0x40000, 0x100, 0x800, 0x10000, 0x80, 0x20000, 0x10000000,
+     0x1_0000_0000, 0x1_0002_0000])))
+def test_unshare_refuses_exactly_new_namespaces(flags):
+    from sentry.platform.seccomp import RET_ALLOW, RET_ERRNO, arg_rules_program
+
+    ret = _run_bpf(arg_rules_program(), _nr("unshare"), (flags, 0, 0, 0, 0, 0))
+    want = RET_ERRNO | errno.EPERM if flags & UNSHARE_NEW else RET_ALLOW
+    assert ret == want, hex(flags)
 
 
 u64 = st.one_of(st.integers(0, 2**64 - 1), st.integers(0, 64), st.sampled_from(
@@ -156,7 +172,11 @@ def test_argument_rules_are_never_looser_than_docker(name, args):
     ret = _run_bpf(arg_rules_program(), _nr(name), args)
     # EPERM as Docker's refusals; ptrace's seccomp requests get Linux's own EACCES.
     assert ret in (RET_ALLOW, RET_ERRNO | errno.EPERM, RET_ERRNO | errno.EACCES)
-    if ret == RET_ALLOW:
+    if ret == RET_ALLOW and name == "unshare":
+        # Looser than Docker (which refuses unshare without CAP_SYS_ADMIN), as Linux is:
+        # only flags that need no privilege, never a new namespace.
+        assert args[0] & (UNSHARE_NEW & 0xFFFFFFFF) == 0, hex(args[0])
+    elif ret == RET_ALLOW:
         assert docker_profile.allowed(name, set(), args), (name, [hex(a) for a in args])
 
 

@@ -903,6 +903,64 @@ static void chroot_escape(void) {
             fd >= 0 ? "opened (not the secret)" : "absent");
 }
 
+/* Inside a jail, with a descriptor of the old root and a cwd left outside: every way out
+ * of the jail leads back to the container root, never above it. */
+static void chroot_fd_escape(void) {
+    const char *secret = env("HOST_SECRET");
+    char path[4096], results[1024] = "";
+    mkdir("/tmp/jail-f", 0755);
+    mkdir("/tmp/jail-f/in", 0755);
+    symlink("/", "/tmp/jail-f/in/root");
+    symlink("../../../../../../..", "/tmp/jail-f/in/up");
+    int old = open("/", O_RDONLY | O_DIRECTORY);
+    int r = chroot("/tmp/jail-f");
+    int e = errno;
+    const char *rel[] = {"/../../../..", "/in/root/../..", "/in/up/../..", "tmp/../../../.."};
+    int fds[8], n = 0;
+    for (int i = 0; i < 4; i++) {  /* cwd still the container root for the last */
+        snprintf(path, sizeof path, "%s%s", rel[i], secret);
+        fds[n++] = open(path, O_RDONLY);
+    }
+    snprintf(path, sizeof path, "../../../../../..%s", secret);
+    fds[n++] = openat(old, path, O_RDONLY);
+    chdir("/");
+    fds[n++] = open(path, O_RDONLY);  /* from inside the jail */
+    fchdir(old);
+    for (int i = 0; i < 30; i++) chdir("..");
+    chroot(".");
+    fds[n++] = open(secret, O_RDONLY);
+    snprintf(path, sizeof path, "/proc/self/root/../../..%s", secret);
+    fds[n++] = open(path, O_RDONLY);
+    for (int i = 0; i < n; i++) {
+        check_secret(fds[i], "a way out of a chroot");
+        size_t len = strlen(results);
+        snprintf(results + len, sizeof results - len, "%s%s", i ? " " : "",
+                 fds[i] >= 0 ? "opened" : "failed");
+    }
+    errno = e;
+    verdict(0, "chroot: %s; opens toward the secret: %s", res(r), results);
+}
+
+/* A jail at /proc, where the sentry's own links live: the root and cwd links of every
+ * process, self, and fd links, followed from inside it. */
+static void chroot_proc_links(void) {
+    const char *secret = env("HOST_SECRET");
+    char path[4096], results[1024] = "";
+    int r = chroot("/proc");
+    int e = errno;
+    const char *p[] = {"/1/root/../../..", "/self/root/../../..", "/self/cwd/../../..",
+                       "/thread-self/root/../..", "/self/fd/0/../../..", "/../../.."};
+    for (int i = 0; i < 6; i++) {
+        snprintf(path, sizeof path, "%s%s", p[i], secret);
+        int fd = open(path, O_RDONLY);
+        check_secret(fd, path);
+        size_t len = strlen(results);
+        snprintf(results + len, sizeof results - len, "%s%s", i ? " " : "", res(fd));
+    }
+    errno = e;
+    verdict(0, "chroot(/proc): %s; opens toward the secret: %s", res(r), results);
+}
+
 static void *swap_thread(void *arg) {
     (void)arg;
     while (!atomic_load(&stop_flag))
@@ -1607,7 +1665,8 @@ static const struct attack attacks[] = {
     A(race_chdir_proc_self, 8), A(race_execve_proc_self_exe, 10),
     A(race_fchdir_dup2, 8), A(race_symlink_swap, 8), A(race_dotdot_rename, 8),
     A(escape_dotdot, 5), A(escape_proc_links, 5), A(escape_abs_symlink, 5),
-    A(escape_dirfd_dotdot, 5), A(unix_bind_escape, 5), A(xattr_escape, 5), A(chroot_escape, 5), A(read_host_proc, 5),
+    A(escape_dirfd_dotdot, 5), A(unix_bind_escape, 5), A(xattr_escape, 5), A(chroot_escape, 5),
+    A(chroot_fd_escape, 5), A(chroot_proc_links, 5), A(read_host_proc, 5),
     A(leak_pidfd_fdinfo, 5), A(leak_status_pids, 5), A(leak_mount_paths, 5),
     A(leak_mount_dev, 5), A(leak_stat_dev, 5), A(leak_boottime, 5), A(leak_host_uptime, 5),
     A(leak_kernel_release, 5), A(leak_proc_host_paths, 10), A(leak_cgroup_path, 5),
