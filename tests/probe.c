@@ -11,6 +11,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/statfs.h>
+#include <sys/time.h>
+#include <sys/timex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +190,14 @@ static int run(char **a, int n) {
         NEED(1) struct stat a1, b1;
         if (fstat(atoi(a[1]), &a1) < 0 || stat("/", &b1) < 0) { result(op, -1); return 1; }
         printf("isroot: %s\n", a1.st_dev == b1.st_dev && a1.st_ino == b1.st_ino ? "yes" : "no");
+        return 1;
+    }
+    /* adjtimex MODES: the clock's state (a read with 0); settimeofday USEC|null */
+    if (!strcmp(op, "adjtimex")) { NEED(1) struct timex t = {.modes = strtoul(a[1], 0, 0)};
+        result(op, syscall(SYS_adjtimex, &t)); return 1; }
+    if (!strcmp(op, "settimeofday")) {
+        NEED(1) struct timeval tv = {.tv_sec = 0, .tv_usec = atol(a[1])};
+        result(op, syscall(SYS_settimeofday, strcmp(a[1], "null") ? &tv : NULL, NULL));
         return 1;
     }
     if (!strcmp(op, "fds")) {
