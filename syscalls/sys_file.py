@@ -311,6 +311,19 @@ def creat(ctx: SyscallContext) -> None:
 
 
 
+def _tail_zeroed(ctx: SyscallContext, addr: int, size: int) -> None:
+    """copy_struct_from_user()'s check of the bytes past the struct the kernel knows,
+    made before the struct is copied: E2BIG at the first nonzero byte, EFAULT only if an
+    unreadable page comes first (found by the argument fuzzer: a nonzero byte before an
+    unmapped page said EFAULT)."""
+    end = addr + size
+    while addr < end:
+        chunk = min(end, (addr // 4096 + 1) * 4096) - addr  # up to the page's end
+        if ctx.read(addr, chunk).strip(b"\0"):
+            raise OSError(errno.E2BIG, "unknown open_how fields")
+        addr += chunk
+
+
 def openat2(ctx: SyscallContext) -> None:
     """openat2(2), with the kernel's checks of struct open_how in its order, and every
     RESOLVE_* flag applied by the gofer's own openat2 (inside the container root)."""
@@ -319,10 +332,8 @@ def openat2(ctx: SyscallContext) -> None:
         raise OSError(errno.EINVAL, "open_how too small")
     if size > argcheck.PAGE_SIZE:
         raise OSError(errno.E2BIG, "open_how too big")
-    raw = ctx.read(how_addr, size)
-    if raw[24:].strip(b"\0"):
-        raise OSError(errno.E2BIG, "unknown open_how fields")
-    flags, mode, resolve = struct.unpack_from("QQQ", raw)
+    _tail_zeroed(ctx, how_addr + 24, size - 24)
+    flags, mode, resolve = struct.unpack("QQQ", ctx.read(how_addr, 24))
     argcheck.open_flags(flags, mode, resolve)
     if resolve & RESOLVE_CACHED and flags & (os.O_CREAT | os.O_TRUNC | os.O_TMPFILE):
         raise OSError(errno.EAGAIN, "cannot be done from the cache")

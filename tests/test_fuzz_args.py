@@ -392,3 +392,12 @@ def test_settimeofday_checks_the_microseconds_before_the_timezone(interpreters):
     unmapped page said EFAULT; Linux refuses the microseconds before it copies the
     timezone (EINVAL)."""
     run_call(interpreters, "settimeofday", ["@mid:000000000000000040420f0000000000", "@edge:"])
+
+
+def test_openat2_finds_a_nonzero_tail_before_an_unmapped_page(interpreters):  # noqa: F811
+    """Found by the fuzzer: an open_how of size 4096 whose unknown tail has a nonzero
+    byte and then runs into an unmapped page said EFAULT (the sentry read it all at
+    once); Linux scans the tail first and stops at the nonzero byte (E2BIG)."""
+    run_call(interpreters, "openat2", [
+        "4294967196", "@mid:6600",
+        "@edge:0000000000000000000000000000000000000000000000000000000000000001", "4096"])
