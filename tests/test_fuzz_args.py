@@ -401,3 +401,10 @@ def test_openat2_finds_a_nonzero_tail_before_an_unmapped_page(interpreters):  # 
     run_call(interpreters, "openat2", [
         "4294967196", "@mid:6600",
         "@edge:0000000000000000000000000000000000000000000000000000000000000001", "4096"])
+
+
+def test_mknod_of_a_device_with_a_trailing_slash(interpreters):  # noqa: F811
+    """Found by the fuzzer: mknod("new/", S_IFCHR, 1:3) said EPERM (no devices in the
+    sandbox); Linux refuses the missing name asked for as a directory first (ENOENT),
+    and CAP_MKNOD is its last check."""
+    run_call(interpreters, "mknod", ["@mid:6e65772f00", "8612", "259"])
