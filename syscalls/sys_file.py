@@ -335,7 +335,9 @@ def openat2(ctx: SyscallContext) -> None:
     _tail_zeroed(ctx, how_addr + 24, size - 24)
     flags, mode, resolve = struct.unpack("QQQ", ctx.read(how_addr, 24))
     argcheck.open_flags(flags, mode, resolve)
-    if resolve & RESOLVE_CACHED and flags & (os.O_CREAT | os.O_TRUNC | os.O_TMPFILE):
+    # (O_TMPFILE's own bit: os.O_TMPFILE includes O_DIRECTORY, which the cache can open)
+    if resolve & RESOLVE_CACHED and flags & (os.O_CREAT | os.O_TRUNC
+                                             | (os.O_TMPFILE & ~os.O_DIRECTORY)):
         raise OSError(errno.EAGAIN, "cannot be done from the cache")
     _open(ctx, ctx.args[0], ctx.args[1], flags, mode, resolve)
 

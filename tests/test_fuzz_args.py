@@ -408,3 +408,12 @@ def test_mknod_of_a_device_with_a_trailing_slash(interpreters):  # noqa: F811
     sandbox); Linux refuses the missing name asked for as a directory first (ENOENT),
     and CAP_MKNOD is its last check."""
     run_call(interpreters, "mknod", ["@mid:6e65772f00", "8612", "259"])
+
+
+def test_openat2_cached_opens_a_directory(interpreters):  # noqa: F811
+    """Found by the fuzzer: openat2(O_DIRECTORY, RESOLVE_CACHED) said EAGAIN (the
+    sentry took O_DIRECTORY for O_TMPFILE, which includes it); Linux refuses only
+    O_CREAT, O_TRUNC and O_TMPFILE's own bit from the cache."""
+    for path in ("@mid:6600", "@mid:6400"):  # "f" (ENOTDIR), "d"
+        run_call(interpreters, "openat2", [
+            "-100", path, "@mid:000001000000000000000000000000002000000000000000", "24"])
