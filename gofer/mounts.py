@@ -205,6 +205,7 @@ def _restrict_paths(rootfd: int, masked: list[str], readonly: list[str]) -> None
     read-only path is bound onto itself and made read-only. Paths that do not exist are
     skipped (so are those in a synthetic tree, still empty here: the sentry masks what it
     renders there). Symlinks are followed inside the root."""
+    null = None
     for path, masking in [*((p, True) for p in masked), *((p, False) for p in readonly)]:
         try:
             fd = _resolve_in_root(rootfd, path, os.O_PATH)
@@ -223,12 +224,30 @@ def _restrict_paths(rootfd: int, masked: list[str], readonly: list[str]) -> None
             elif stat.S_ISDIR(os.fstat(fd).st_mode):
                 linux.mount("tmpfs", target, "tmpfs", linux.MS_RDONLY)  # runc's: mode 1777
             else:
-                linux.mount("/dev/null", target, None, linux.MS_BIND)
+                # The container's own /dev/null (made by _make_devices), as runc binds
+                # the one in the container: never the host's, whose mode and owner a
+                # chmod or chown of the masked path would then change.
+                null = null if null is not None else _container_null(rootfd)
+                linux.mount(f"/proc/self/fd/{null}", target, None, linux.MS_BIND)
         except OSError as e:
             raise MountError(f"{'masking' if masking else 'read-only path'} {path}: "
                              f"{e.strerror}") from None
         finally:
             os.close(fd)
+    if null is not None:
+        os.close(null)
+
+
+def _container_null(rootfd: int) -> int:
+    try:
+        fd = _resolve_in_root(rootfd, "/dev/null", os.O_PATH | os.O_NOFOLLOW)
+    except OSError:
+        raise MountError("masking a file: the container has no /dev/null") from None
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise MountError("masking a file: the container's /dev/null is not the null device")
+    return fd
 
 
 def build_tree(rootfs: str, readonly: bool, mounts: list[dict], bundle: str,

@@ -7,6 +7,8 @@ symlink gives the link, and no read permission is needed.
 """
 from __future__ import annotations
 
+import os
+
 from conftest import probe_lines
 
 # As root: a file nobody may read, a symlink to it, a directory only searchable.
@@ -91,11 +93,18 @@ def test_o_path_through_proc_and_dev(runsc, runc, make_bundle):
 
 
 def test_a_masked_path_stays_masked(runsc, runc, make_bundle):
+    """And the masking /dev/null is the container's own: a chmod of the masked path
+    changed the host's /dev/null (the gofer bound the host's before it pivoted)."""
+    host = os.stat("/dev/null")
     bundle_ops = ("open", "/etc/hidden", "path", "0", "fstat", "3",
-                  "open", "/proc/self/fd/3", "rdonly", "0", "read", "4", "16")
+                  "open", "/proc/self/fd/3", "rdonly", "0", "read", "4", "16",
+                  "chmod", "/etc/hidden", "0700", "stat", "/etc/hidden")
     got = _both(runsc, runc, make_bundle, *bundle_ops, masked=("/etc/hidden",))
     assert got["fstat"] == ["chr 666 0"]
     assert got["read"] == ["0 "]
+    assert got["stat"] == ["chr 700 0 1"]
+    now = os.stat("/dev/null")
+    assert (now.st_mode, now.st_uid, now.st_gid) == (host.st_mode, host.st_uid, host.st_gid)
 
 
 def test_dotdot_from_the_root_stays_there(runsc, runc, make_bundle):
