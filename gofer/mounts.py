@@ -214,28 +214,13 @@ def _make_devices(rootfd: int) -> None:
         os.close(fd)
 
 
-def _null_device(rootfd: int) -> int:
-    """What a masked file is covered with (an O_PATH descriptor): the container's
-    /dev/null, as runc binds it (mountinfo then shows the container's /dev mount), or the
-    host's where the container's is not the null device."""
-    try:
-        fd = _resolve_in_root(rootfd, "/dev/null", os.O_PATH | os.O_NOFOLLOW)
-    except OSError:
-        fd = -1
-    if fd >= 0:
-        st = os.fstat(fd)
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
-            return fd
-        os.close(fd)
-    return os.open("/dev/null", os.O_PATH | os.O_CLOEXEC)
-
-
 def _restrict_paths(rootfd: int, masked: list[str], readonly: list[str]) -> None:
     """linux.maskedPaths and linux.readonlyPaths, as runc applies them: a masked
     directory is covered by an empty read-only tmpfs, a masked file by /dev/null; a
     read-only path is bound onto itself and made read-only. Paths that do not exist are
     skipped (so are those in a synthetic tree, still empty here: the sentry masks what it
     renders there). Symlinks are followed inside the root."""
+    null = None
     # runc's order (read-only paths first): mountinfo lists them in that order.
     for path, masking in [*((p, False) for p in readonly), *((p, True) for p in masked)]:
         try:
@@ -255,16 +240,30 @@ def _restrict_paths(rootfd: int, masked: list[str], readonly: list[str]) -> None
             elif stat.S_ISDIR(os.fstat(fd).st_mode):
                 linux.mount("tmpfs", target, "tmpfs", linux.MS_RDONLY)  # runc's: mode 1777
             else:
-                null = _null_device(rootfd)
-                try:
-                    linux.mount(f"/proc/self/fd/{null}", target, None, linux.MS_BIND)
-                finally:
-                    os.close(null)
+                # The container's own /dev/null (made by _make_devices), as runc binds
+                # the one in the container: never the host's, whose mode and owner a
+                # chmod or chown of the masked path would then change.
+                null = null if null is not None else _container_null(rootfd)
+                linux.mount(f"/proc/self/fd/{null}", target, None, linux.MS_BIND)
         except OSError as e:
             raise MountError(f"{'masking' if masking else 'read-only path'} {path}: "
                              f"{e.strerror}") from None
         finally:
             os.close(fd)
+    if null is not None:
+        os.close(null)
+
+
+def _container_null(rootfd: int) -> int:
+    try:
+        fd = _resolve_in_root(rootfd, "/dev/null", os.O_PATH | os.O_NOFOLLOW)
+    except OSError:
+        raise MountError("masking a file: the container has no /dev/null") from None
+    st = os.fstat(fd)
+    if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+        os.close(fd)
+        raise MountError("masking a file: the container's /dev/null is not the null device")
+    return fd
 
 
 def build_tree(rootfs: str, readonly: bool, mounts: list[dict], bundle: str,

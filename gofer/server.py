@@ -484,6 +484,8 @@ class Gofer:
             pass
         else:
             raise OSError(errno.EEXIST, "file exists")
+        if name.endswith(b"/"):  # a missing name asked for as a directory
+            raise OSError(errno.ENOENT, "no such directory")
         linux.faccess_fd(parent, os.W_OK | os.X_OK, effective=True)
         raise OSError(errno.EPERM, "device nodes cannot be created in the sandbox")
 

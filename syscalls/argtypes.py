@@ -32,6 +32,7 @@ ARG_TYPES: dict[str, str] = {
     "execve": "ppp", "execveat": "ipppi",
     "uname": "p", "sethostname": "pi", "setdomainname": "pi",
     "sysinfo": "p", "sched_getaffinity": "iup",
+    "adjtimex": "p", "clock_adjtime": "ip", "settimeofday": "pp",
 }
 
 

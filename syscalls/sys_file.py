@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import posixpath
 import signal
@@ -32,6 +33,7 @@ from syscalls.paths import (
     as_int,
     at,
     fd_link,
+    fd_path,
     gofer_root,
     joined,
     norm,
@@ -74,11 +76,46 @@ def _on_object(ctx: SyscallContext, dirfd: int, addr: int, flags: int, op: str,
     target = _object(ctx, dirfd, addr, flags, null_ok)
     if isinstance(target, bytes):
         return ctx.kernel.gofer.call(op, creds, path=target, root=gofer_root(ctx), **args)
-    fd = ctx.take_fd(target)
+    fd = _take_for_gofer(ctx, target)
     try:
         return ctx.kernel.gofer.call(op, creds, fd=fd, path=None, **args)
     finally:
         os.close(fd)
+
+
+def _take_for_gofer(ctx: SyscallContext, num: int) -> int:
+    """The caller's descriptor num, for a gofer operation that may change the file. An
+    O_PATH descriptor the kernel opened (see _native_o_path) is on the workload's
+    read-only copy of a mount, where Linux would act on the container's own (writable)
+    mount: the gofer gets the same file in its tree instead, looked up by the
+    descriptor's path and kept only when it is the same inode (a file since renamed or
+    deleted keeps the caller's descriptor, and the answer its mount gives)."""
+    fd = ctx.take_fd(num)
+    try:
+        if not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_PATH:
+            return fd
+        st = os.fstat(fd)
+        path = fd_path(ctx, num)
+        flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            # Opened as the caller, as its own descriptor was (linkat(AT_EMPTY_PATH)
+            # without CAP_DAC_READ_SEARCH wants a file its present credentials opened).
+            other = ctx.kernel.gofer.open(path, flags, 0, ctx.creds())
+        except OSError:
+            # An ancestor it may no longer search: as the gofer itself (an O_PATH look-up
+            # opens nothing, and only the file the caller already holds is kept).
+            other = ctx.kernel.gofer.open(path, flags)
+    except OSError:
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+    ost = os.fstat(other)
+    if (ost.st_dev, ost.st_ino) != (st.st_dev, st.st_ino):
+        os.close(other)
+        return fd
+    os.close(fd)
+    return other
 
 
 # -- open ---------------------------------------------------------------------
@@ -100,7 +137,7 @@ def _reopen(ctx: SyscallContext, owner: bytes, num: int, flags: int,
     if flags & os.O_CREAT and flags & os.O_EXCL:
         raise OSError(errno.EEXIST, "exists")
     try:
-        held = ctx.take_fd(num)
+        held = _take_for_gofer(ctx, num)  # the gofer reopens it: its own mount's copy
     except OSError as e:
         if e.errno == errno.EBADF:
             raise OSError(errno.ENOENT, "no such descriptor") from None
@@ -109,7 +146,7 @@ def _reopen(ctx: SyscallContext, owner: bytes, num: int, flags: int,
         st = os.fstat(held)
         if stat_mod.S_ISSOCK(st.st_mode):
             raise OSError(errno.ENXIO, "a socket cannot be opened")
-        if flags & os.O_PATH:  # see _open: a read-only descriptor stands in for O_PATH
+        if flags & os.O_PATH:  # openat2 (see _open): a read-only descriptor stands in
             flags = (flags & _O_PATH_KEEPS & ~os.O_PATH) | os.O_RDONLY
         if stat_mod.S_ISDIR(st.st_mode):
             if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
@@ -189,10 +226,13 @@ def _open(ctx: SyscallContext, dirfd: int, addr: int, flags: int, mode: int,
         fd = _controlling_tty(ctx, flags)
     else:
         if flags & os.O_PATH:
-            # The kernel will not install an O_PATH file into another process (ADDFD
-            # says EBADF): give a read-only descriptor instead, opened as the caller.
-            # Differences (README): F_GETFL shows O_RDONLY, read permission is needed,
-            # and O_NOFOLLOW on a symlink gives ELOOP instead of the link itself.
+            # Only openat2 comes here with O_PATH (open and openat go to the kernel:
+            # _native_o_path); its open_how is in memory, which another thread can
+            # rewrite after the sentry read it, so it is never passed on. The kernel
+            # will not install an O_PATH file into another process (ADDFD says EBADF):
+            # give a read-only descriptor instead, opened as the caller. Differences
+            # (README): F_GETFL shows O_RDONLY, read permission is needed, and
+            # O_NOFOLLOW on a symlink gives ELOOP instead of the link itself.
             flags = (flags & _O_PATH_KEEPS & ~os.O_PATH) | os.O_RDONLY | os.O_NONBLOCK
         gofer_flags, mode = flags & ~os.O_CLOEXEC, mode & 0o7777
         if resolve & (RESOLVE_BENEATH | RESOLVE_IN_ROOT) or (resolve and rel[:1] != b"/"):
@@ -228,11 +268,50 @@ def _lenient(flags: int) -> int:
     return flags & _O_PATH_KEEPS if flags & os.O_PATH else flags
 
 
+def _native_o_path(ctx: SyscallContext, dirfd: int, addr: int) -> None:
+    """open/openat with O_PATH in the flags register: the kernel opens it in the caller's
+    own mount namespace, as execve and chdir are (sys_process.py; README Security, "O_PATH
+    opens"), because the kernel will not install an O_PATH file into another process.
+    The register cannot change, and O_PATH opens nothing: no read, write, truncation,
+    creation or device open, whatever the path says when the kernel reads it. The sentry
+    reads the path only to bring /proc up to date for it (the caller's self link, its fd
+    directory); a path rewritten in between changes only which sandbox process's /proc
+    skeleton the walk finds, which the caller could name directly."""
+    procfs = ctx.kernel.procfs
+    if procfs is None:
+        return ctx.passthrough()
+    try:
+        path = joined(ctx, dirfd, read_path(ctx, addr))
+    except OSError:
+        return ctx.passthrough()  # the kernel gives the caller its own errno
+    norm = posixpath.normpath(path)
+    link = fd_link(norm)
+    if link is not None and link[0] == b"self":  # /dev/std*, /dev/fd/N: through /proc/self
+        norm = b"/proc/self/fd/%d" % link[1]
+    elif norm == b"/dev/fd" or norm.startswith(b"/dev/fd/"):
+        norm = b"/proc/self/fd" + norm[len(b"/dev/fd"):]
+    if norm != b"/proc" and not norm.startswith(b"/proc/"):
+        return ctx.passthrough()
+    try:
+        procfs.prepare(ctx, norm)
+    except OSError:
+        pass  # a process or entry that is not there: the kernel's walk says so itself
+    procfs.point_self(ctx)
+    ctx.passthrough()
+    # The self link is shared by the sandbox: keep it the caller's until the kernel's walk
+    # is over, before any other process's request can re-point it.
+    procfs.hold_self(ctx.pid, ctx.nr)
+
+
 def open_(ctx: SyscallContext) -> None:
+    if _lenient(ctx.args[1]) & os.O_PATH:
+        return _native_o_path(ctx, AT_FDCWD, ctx.args[0])
     _open(ctx, AT_FDCWD, ctx.args[0], _lenient(ctx.args[1]), ctx.args[2])
 
 
 def openat(ctx: SyscallContext) -> None:
+    if _lenient(ctx.args[2]) & os.O_PATH:
+        return _native_o_path(ctx, ctx.args[0], ctx.args[1])
     _open(ctx, ctx.args[0], ctx.args[1], _lenient(ctx.args[2]), ctx.args[3])
 
 
@@ -240,6 +319,19 @@ def creat(ctx: SyscallContext) -> None:
     _open(ctx, AT_FDCWD, ctx.args[0], os.O_CREAT | os.O_WRONLY | os.O_TRUNC, ctx.args[1])
 
 
+
+
+def _tail_zeroed(ctx: SyscallContext, addr: int, size: int) -> None:
+    """copy_struct_from_user()'s check of the bytes past the struct the kernel knows,
+    made before the struct is copied: E2BIG at the first nonzero byte, EFAULT only if an
+    unreadable page comes first (found by the argument fuzzer: a nonzero byte before an
+    unmapped page said EFAULT)."""
+    end = addr + size
+    while addr < end:
+        chunk = min(end, (addr // 4096 + 1) * 4096) - addr  # up to the page's end
+        if ctx.read(addr, chunk).strip(b"\0"):
+            raise OSError(errno.E2BIG, "unknown open_how fields")
+        addr += chunk
 
 
 def openat2(ctx: SyscallContext) -> None:
@@ -250,12 +342,12 @@ def openat2(ctx: SyscallContext) -> None:
         raise OSError(errno.EINVAL, "open_how too small")
     if size > argcheck.PAGE_SIZE:
         raise OSError(errno.E2BIG, "open_how too big")
-    raw = ctx.read(how_addr, size)
-    if raw[24:].strip(b"\0"):
-        raise OSError(errno.E2BIG, "unknown open_how fields")
-    flags, mode, resolve = struct.unpack_from("QQQ", raw)
+    _tail_zeroed(ctx, how_addr + 24, size - 24)
+    flags, mode, resolve = struct.unpack("QQQ", ctx.read(how_addr, 24))
     argcheck.open_flags(flags, mode, resolve)
-    if resolve & RESOLVE_CACHED and flags & (os.O_CREAT | os.O_TRUNC | os.O_TMPFILE):
+    # (O_TMPFILE's own bit: os.O_TMPFILE includes O_DIRECTORY, which the cache can open)
+    if resolve & RESOLVE_CACHED and flags & (os.O_CREAT | os.O_TRUNC
+                                             | (os.O_TMPFILE & ~os.O_DIRECTORY)):
         raise OSError(errno.EAGAIN, "cannot be done from the cache")
     _open(ctx, ctx.args[0], ctx.args[1], flags, mode, resolve)
 
@@ -594,7 +686,7 @@ def _link(ctx: SyscallContext, olddir: int, old: int, newdir: int, new: int,
     target = _object(ctx, olddir, old,
                      (flags & AT_EMPTY_PATH) | (0 if follow else AT_SYMLINK_NOFOLLOW))
     if isinstance(target, int):
-        fd = ctx.take_fd(target)
+        fd = _take_for_gofer(ctx, target)
         try:
             new_path = at(ctx, newdir, new)
             ctx.kernel.gofer.call("link", ctx.creds(), fd=fd, old=None, new=new_path,
@@ -673,8 +765,20 @@ def fchownat(ctx: SyscallContext) -> None:
     _chown(ctx, ctx.args[0], ctx.args[1], ctx.args[2], ctx.args[3], ctx.args[4])
 
 
+def _not_o_path(ctx: SyscallContext, num: int) -> None:
+    """futimens() and futimesat(fd, NULL) want an open file: EBADF for an O_PATH one."""
+    fd = ctx.take_fd(num)
+    try:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_PATH:
+            raise OSError(errno.EBADF, "an O_PATH descriptor")
+    finally:
+        os.close(fd)
+
+
 def _utimens(ctx: SyscallContext, dirfd: int, addr: int, times: bytes | None,
              flags: int) -> None:
+    if addr == 0 and as_int(dirfd) != AT_FDCWD:
+        _not_o_path(ctx, as_int(dirfd))
     _on_object(ctx, dirfd, addr, flags, "utimens", null_ok=True, times=times,
                follow=not flags & AT_SYMLINK_NOFOLLOW)
     ctx.reply(0)

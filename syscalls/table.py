@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ptrace.syscall.linux import x86_64 as _ptrace_names
 
-from syscalls import sys_file, sys_identity, sys_process, sys_socket, sys_sysinfo
+from syscalls import sys_file, sys_identity, sys_process, sys_socket, sys_sysinfo, sys_time
 from syscalls.argcheck import CHECKS
 from syscalls.argtypes import ARG_TYPES
 
@@ -151,6 +151,9 @@ EMULATE: dict[str, Callable] = {
     "uname": sys_identity.uname, "sethostname": sys_identity.sethostname,
     "setdomainname": sys_identity.setdomainname,
     "sysinfo": sys_sysinfo.sysinfo, "sched_getaffinity": sys_sysinfo.sched_getaffinity,
+    # Reads of the clock's state and Linux's argument checks; no change is ever made.
+    "adjtimex": sys_time.adjtimex, "clock_adjtime": sys_time.clock_adjtime,
+    "settimeofday": sys_time.settimeofday,
 }
 
 # Refused as gVisor refuses: EPERM for what a container must never do, ENOSYS for what the
@@ -158,7 +161,7 @@ EMULATE: dict[str, Callable] = {
 DENY: dict[str, int] = {
     **dict.fromkeys("""mount umount2 pivot_root swapon swapoff reboot kexec_load
         kexec_file_load init_module finit_module delete_module create_module iopl ioperm
-        acct settimeofday clock_settime adjtimex clock_adjtime bpf perf_event_open keyctl
+        acct clock_settime bpf perf_event_open keyctl
         add_key request_key syslog vhangup quotactl quotactl_fd setns
         open_by_handle_at fanotify_init fanotify_mark userfaultfd open_tree move_mount
         fsopen fsconfig fsmount fspick mount_setattr lookup_dcookie modify_ldt

@@ -7,6 +7,12 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sched.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/statfs.h>
+#include <sys/time.h>
+#include <sys/timex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +191,74 @@ static int run(char **a, int n) {
         int st; waitpid(c, &st, 0);
         printf("int80_getpid: %s\n", WIFSIGNALED(st) ? "killed" : WEXITSTATUS(st) == 3 ? "ENOSYS" : "ran");
         return 0;
+    }
+    /* Descriptor operations (an O_PATH descriptor refuses most of them: EBADF). */
+    if (!strcmp(op, "fstat")) {
+        NEED(1) struct stat st;
+        if (fstat(atoi(a[1]), &st) < 0) result(op, -1);
+        else printf("fstat: %s %o %lld\n", ftype(st.st_mode), st.st_mode & 07777, (long long)st.st_size);
+        return 1;
+    }
+    if (!strcmp(op, "getfl")) { NEED(1) long r = fcntl(atoi(a[1]), F_GETFL);
+        if (r < 0) result(op, r); else printf("getfl: %lo\n", r); return 1; }
+    if (!strcmp(op, "fchmod")) { NEED(2) result(op, fchmod(atoi(a[1]), strtol(a[2], 0, 8))); return 2; }
+    if (!strcmp(op, "fchown")) { NEED(1) result(op, fchown(atoi(a[1]), -1, -1)); return 1; }
+    if (!strcmp(op, "ftruncate")) { NEED(1) result(op, ftruncate(atoi(a[1]), 0)); return 1; }
+    if (!strcmp(op, "fsync")) { NEED(1) result(op, fsync(atoi(a[1]))); return 1; }
+    if (!strcmp(op, "fstatfs")) { NEED(1) struct statfs sf; result(op, fstatfs(atoi(a[1]), &sf)); return 1; }
+    if (!strcmp(op, "getdents")) { NEED(1) char buf[4096];
+        result(op, syscall(SYS_getdents64, atoi(a[1]), buf, sizeof buf) < 0 ? -1 : 0); return 1; }
+    if (!strcmp(op, "ioctl")) { NEED(1) int v; result(op, ioctl(atoi(a[1]), FIONREAD, &v)); return 1; }
+    if (!strcmp(op, "mmap")) {
+        NEED(1) void *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, atoi(a[1]), 0);
+        if (p == MAP_FAILED) result(op, -1); else { munmap(p, 4096); result(op, 0); }
+        return 1;
+    }
+    if (!strcmp(op, "epoll")) {
+        NEED(1) int ep = epoll_create1(0);
+        struct epoll_event ev = {.events = EPOLLIN};
+        result(op, epoll_ctl(ep, EPOLL_CTL_ADD, atoi(a[1]), &ev));
+        close(ep); return 1;
+    }
+    if (!strcmp(op, "splice")) {
+        NEED(1) int p[2]; if (pipe(p) < 0) { result(op, -1); return 1; }
+        result(op, splice(atoi(a[1]), NULL, p[1], NULL, 16, 0));
+        close(p[0]); close(p[1]); return 1;
+    }
+    if (!strcmp(op, "futimens")) { NEED(1) result(op, futimens(atoi(a[1]), NULL)); return 1; }
+    if (!strcmp(op, "utimens_e")) { NEED(1) result(op, utimensat(atoi(a[1]), "", NULL, AT_EMPTY_PATH)); return 1; }
+    if (!strcmp(op, "fchownat_e")) { NEED(1) result(op, fchownat(atoi(a[1]), "", -1, -1, AT_EMPTY_PATH)); return 1; }
+    if (!strcmp(op, "faccess_e")) { NEED(2) result(op, syscall(SYS_faccessat2, atoi(a[1]), "", atoi(a[2]), AT_EMPTY_PATH)); return 2; }
+    if (!strcmp(op, "linkat_e")) { NEED(2) result(op, linkat(atoi(a[1]), "", AT_FDCWD, a[2], AT_EMPTY_PATH)); return 2; }
+    if (!strcmp(op, "readlink_e")) {
+        NEED(1) char buf[4096]; long r = readlinkat(atoi(a[1]), "", buf, sizeof buf);
+        if (r < 0) result(op, r); else printf("readlink_e: %.*s\n", (int)r, buf);
+        return 1;
+    }
+    if (!strcmp(op, "fexecve")) {
+        /* fexecve FD: run the file FD names (as "probe echo fexecve"), print its output */
+        NEED(1) pid_t c = fork();
+        if (c == 0) {
+            char *argv[] = {"probe", "echo", "ran", NULL}, *envp[] = {NULL};
+            syscall(SYS_execveat, atoi(a[1]), "", argv, envp, AT_EMPTY_PATH);
+            printf("fexecve: %s\n", strerrorname_np(errno)); fflush(stdout); _exit(1);
+        }
+        int st; waitpid(c, &st, 0); return 1;
+    }
+    if (!strcmp(op, "isroot")) {
+        /* isroot FD: whether FD names the root directory (the walk that gave it stayed in) */
+        NEED(1) struct stat a1, b1;
+        if (fstat(atoi(a[1]), &a1) < 0 || stat("/", &b1) < 0) { result(op, -1); return 1; }
+        printf("isroot: %s\n", a1.st_dev == b1.st_dev && a1.st_ino == b1.st_ino ? "yes" : "no");
+        return 1;
+    }
+    /* adjtimex MODES: the clock's state (a read with 0); settimeofday USEC|null */
+    if (!strcmp(op, "adjtimex")) { NEED(1) struct timex t = {.modes = strtoul(a[1], 0, 0)};
+        result(op, syscall(SYS_adjtimex, &t)); return 1; }
+    if (!strcmp(op, "settimeofday")) {
+        NEED(1) struct timeval tv = {.tv_sec = 0, .tv_usec = atol(a[1])};
+        result(op, syscall(SYS_settimeofday, strcmp(a[1], "null") ? &tv : NULL, NULL));
+        return 1;
     }
     if (!strcmp(op, "fds")) {
         printf("fds:");

@@ -124,6 +124,12 @@ def _nr(name: str) -> int:
     return next(sc.nr for sc in TABLE.values() if sc.name == name)
 
 
+# Answered by the sentry alone, never passed to the kernel (so no surface Docker's
+# profile would keep from it): settimeofday checks its arguments as Linux does, then says
+# EPERM (syscalls/sys_time.py), where Docker's filter says EPERM without CAP_SYS_TIME.
+SENTRY_ONLY = {"settimeofday"}
+
+
 @pytest.mark.parametrize("granted", [set(c) for n in range(len(CAPS) + 1)
                                      for c in itertools.combinations(CAPS, n)])
 def test_no_call_passes_that_docker_refuses(granted):
@@ -133,6 +139,9 @@ def test_no_call_passes_that_docker_refuses(granted):
     actions = _actions(_pfc({CAPS[c] for c in granted}))
     for sc in TABLE.values():
         got = actions.get(sc.nr, set())
+        if sc.name in SENTRY_ONLY:
+            assert got == {"0x7fc00000"}, sc.name
+            continue
         if got & {"ALLOW", "0x7fc00000"} and not sc.arg_rules:
             assert docker_profile.allowed(DOCKER_NAME.get(sc.name, sc.name), granted), sc.name
         if sc.cap_gate is not None:
