@@ -7,9 +7,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import signal
 import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_ALL_SIGNALS = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
 _libc.syscall.restype = ctypes.c_long
 
 # x86_64 syscall numbers used directly (no glibc wrapper in Debian 12 for some).
@@ -148,6 +150,18 @@ def ioctl_value(fd: int, request: int, arg: bytes) -> int:
             return _check(_libc.ioctl(ctypes.c_int(fd), ctypes.c_ulong(request), buf))
         except InterruptedError:  # a signal handler ran: nothing was done, ask again
             continue
+
+
+def ioctl_value_unsignalled(fd: int, request: int, arg: bytes) -> int:
+    """ioctl_value with every signal blocked: for SECCOMP_IOCTL_NOTIF_ADDFD with
+    ADDFD_FLAG_SEND, which marks the notification answered before the target installs
+    the descriptor; interrupted by a signal handler, the kernel withdraws the install
+    but not the answer, and the workload's call returns 0 with nothing installed."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _ALL_SIGNALS)
+    try:
+        return ioctl_value(fd, request, arg)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def unshare(flags: int) -> None:

@@ -58,6 +58,8 @@ log = logging.getLogger("runsc-py.sentry")
 
 PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_LISTEN = 0x4206, 0x4207, 0x4208
 PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETSIGMASK, PTRACE_SETSIGMASK = 0x420A, 0x420B
+_ALL_SIGNALS = (1 << 64) - 1  # (the kernel leaves SIGKILL and SIGSTOP unblocked)
 _O_TRACESYSGOOD, _O_TRACEFORK, _O_TRACEVFORK, _O_TRACECLONE = 0x1, 0x2, 0x4, 0x8
 _O_TRACEEXEC, _O_TRACESECCOMP, _O_EXITKILL = 0x10, 0x80, 0x100000
 OPTIONS = (_O_TRACESYSGOOD | _O_TRACEFORK | _O_TRACEVFORK | _O_TRACECLONE | _O_TRACEEXEC
@@ -66,7 +68,6 @@ EVENT_FORK, EVENT_VFORK, EVENT_CLONE, EVENT_EXEC = 1, 2, 3, 4
 EVENT_SECCOMP, EVENT_STOP = 7, 128
 _WALL = 0x40000000
 _SKIP = (1 << 64) - 1  # orig_rax -1: the kernel skips the call, rax is its result
-_ERESTARTNOINTR = 513
 _EXECVE = {59, 322}  # execve, execveat
 _FAULTS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGSYS,
            signal.SIGTRAP}
@@ -118,6 +119,14 @@ def _setregs(pid: int, regs) -> None:
         raise OSError(e.errno or errno.EIO, str(e)) from None
 
 
+def _sigmask(pid: int, mask: int | None = None) -> int:
+    """The thread's blocked-signal mask (PTRACE_GETSIGMASK), or set it (SETSIGMASK)."""
+    value = ctypes.c_uint64(mask or 0)
+    _ptrace(PTRACE_SETSIGMASK if mask is not None else PTRACE_GETSIGMASK, pid, 8,
+            ctypes.addressof(value))
+    return value.value
+
+
 def _event_message(pid: int) -> int:
     """PTRACE_GETEVENTMSG: the new thread's or process's TID at a clone/fork event."""
     value = ctypes.c_ulong()
@@ -143,7 +152,10 @@ class PtraceContext(SyscallContext):
     def valid(self) -> bool:
         return self.platform.stops.get(self.pid) == self.serial
 
-    def _resume(self, regs_changed: bool, trace_exit: bool = False) -> None:
+    def _resume(self, regs_changed: bool, trace_exit: bool = False,
+                to_exit: bool = False) -> None:
+        """Resume the thread from its stop; with trace_exit --strace reads the call's
+        result at its exit stop, with to_exit the platform has work there."""
         platform = self.platform
         if platform.stops.get(self.pid) != self.serial:
             return  # it left the stop (killed): nothing to answer
@@ -153,6 +165,7 @@ class PtraceContext(SyscallContext):
                 _setregs(self.pid, self.regs)
             if trace_exit:
                 platform.exits[self.pid] = self
+            if trace_exit or to_exit:
                 _ptrace(PTRACE_SYSCALL, self.pid)
             else:
                 _ptrace(PTRACE_CONT, self.pid)
@@ -195,11 +208,20 @@ class PtraceContext(SyscallContext):
         old = platform.handovers.pop(self.pid, None)
         if old is not None:
             os.close(old[0])
+        # No signal may end the marker's wait (the call it stands for has happened):
+        # every signal blocked until its exit stop, then the thread's own mask again,
+        # so a pending signal is delivered after the call, as Linux delivers it.
+        try:
+            platform.masks[self.pid] = _sigmask(self.pid)
+            _sigmask(self.pid, _ALL_SIGNALS)
+        except OSError:
+            self.answered = True  # gone meanwhile
+            return
         platform.handovers[self.pid] = (os.dup(fd), cloexec, self)
         self.answered = True
         self.result_later = True  # the number is known when the listener installs it
         self.regs.orig_rax = MARKER_NR
-        self._resume(True)
+        self._resume(True, to_exit=True)
 
 
 class PtracePlatform(Platform):
@@ -216,6 +238,7 @@ class PtracePlatform(Platform):
         self.handovers: dict[int, tuple[int, bool, PtraceContext]] = {}
         # tid -> (number, first argument) of the call a signal interrupted (fail)
         self.restarts: dict[int, tuple[int, int]] = {}
+        self.masks: dict[int, int] = {}  # tid -> its signal mask, during a hand-over
         self.foreign: dict[int, int] = {}  # the sentry's own children reaped here: status
         self.tracees: set[int] = set()
         self.started: set[int] = set()  # tracees past their first execve (or forked after)
@@ -340,8 +363,6 @@ class PtracePlatform(Platform):
                 # fork, vfork, clone, exec: go on (to the call's exit stop, if --strace
                 # waits for its result)
                 _ptrace(PTRACE_SYSCALL if pid in self.exits else PTRACE_CONT, pid)
-            elif pid in self.handovers and self._handover_interrupted(pid):
-                _ptrace(PTRACE_CONT, pid, 0, sig)
             elif sig in _FAULTS and self._init_dies_of(pid, sig):
                 # Linux lets a fault's default action end a namespace's init only when
                 # nothing traces it (force_sig_info keeps SIGNAL_UNKILLABLE for a
@@ -370,19 +391,6 @@ class PtracePlatform(Platform):
             nspid[-1] == b"1"
         return tgid_is_init and not caught >> (sig - 1) & 1
 
-    @staticmethod
-    def _handover_interrupted(tid: int) -> bool:
-        """At a signal's stop: if the signal ended the wait of a descriptor hand-over
-        before the sentry took it (ERESTARTSYS), make the kernel restart the marker
-        after the handler whatever its SA_RESTART (ERESTARTNOINTR): the call it stands
-        for has happened already, and the descriptor still waits to be installed."""
-        regs = _getregs(tid)
-        if regs.orig_rax != MARKER_NR or _signed(regs.rax) != -ERESTARTSYS:
-            return False
-        regs.rax = -_ERESTARTNOINTR & _SKIP
-        _setregs(tid, regs)
-        return True
-
     def _unmark_restart(self, tid: int) -> None:
         """The interrupted call's own number and argument back in place (at the signal's
         stop: the kernel restarts the call from orig_rax after it)."""
@@ -402,6 +410,7 @@ class PtracePlatform(Platform):
 
     def _gone(self, tid: int) -> None:
         self.restarts.pop(tid, None)
+        self.masks.pop(tid, None)
         self.listening.discard(tid)
         self.tracees.discard(tid)
         self.started.discard(tid)
@@ -433,6 +442,9 @@ class PtracePlatform(Platform):
         ctx = self.exits.pop(tid, None)
         if ctx is not None:
             ctx.record(_signed(_getregs(tid).rax))
+        mask = self.masks.pop(tid, None)
+        if mask is not None:
+            _sigmask(tid, mask)  # after a hand-over: the thread's own signal mask again
         _ptrace(PTRACE_CONT, tid)
 
     def _handover(self, notify_fd: int) -> None:
@@ -451,7 +463,7 @@ class PtracePlatform(Platform):
         fd, cloexec, ctx = handover
         try:
             req = _ADDFD.pack(nid, ADDFD_FLAG_SEND, fd, 0, os.O_CLOEXEC if cloexec else 0)
-            ctx.record(linux.ioctl_value(notify_fd, NOTIF_ADDFD, req))
+            ctx.record(linux.ioctl_value_unsignalled(notify_fd, NOTIF_ADDFD, req))
         except OSError as e:
             if e.errno not in (errno.ENOENT, errno.EINPROGRESS):
                 ctx.record(-(e.errno or errno.EIO))

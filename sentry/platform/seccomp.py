@@ -338,7 +338,7 @@ class SeccompContext(SyscallContext):
         req = _ADDFD.pack(self.id, ADDFD_FLAG_SEND, fd, 0, os.O_CLOEXEC if cloexec else 0)
         try:
             # With ADDFD_FLAG_SEND the install is the answer: the number it gives.
-            self.record(linux.ioctl_value(self.notify_fd, NOTIF_ADDFD, req))
+            self.record(linux.ioctl_value_unsignalled(self.notify_fd, NOTIF_ADDFD, req))
         except OSError as e:
             if e.errno not in (errno.ENOENT, errno.EINPROGRESS):
                 raise  # not answered: the caller fails the syscall with this errno
