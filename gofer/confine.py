@@ -13,21 +13,21 @@ import os
 
 import pyseccomp
 
-from gofer import linux
+from syscalls import abi, host
 
 # Each capability the gofer keeps, and why. A request runs with the calling workload
 # thread's effective capabilities, intersected with these (Gofer._set_creds).
 CAPABILITIES: dict[int, str] = {
-    linux.CAP_CHOWN: "chown(2) for a caller that has it",
-    linux.CAP_DAC_OVERRIDE: "file permission checks bypassed for a caller that has it",
-    linux.CAP_DAC_READ_SEARCH: "likewise for reading and searching directories; and "
+    abi.CAP_CHOWN: "chown(2) for a caller that has it",
+    abi.CAP_DAC_OVERRIDE: "file permission checks bypassed for a caller that has it",
+    abi.CAP_DAC_READ_SEARCH: "likewise for reading and searching directories; and "
                                "linkat(AT_EMPTY_PATH), with which link(2) is served",
-    linux.CAP_FOWNER: "chmod, utimes, O_NOATIME, sticky directories on files the caller "
+    abi.CAP_FOWNER: "chmod, utimes, O_NOATIME, sticky directories on files the caller "
                       "does not own, for a caller that has it",
-    linux.CAP_FSETID: "set-group-ID kept on chmod by a caller outside the group",
-    linux.CAP_SETGID: "setfsgid and setgroups: each request runs as its caller's groups",
-    linux.CAP_SETUID: "setfsuid: each request runs as its caller's fsuid",
-    linux.CAP_SETFCAP: "security.capability (setcap) for a caller that has it",
+    abi.CAP_FSETID: "set-group-ID kept on chmod by a caller outside the group",
+    abi.CAP_SETGID: "setfsgid and setgroups: each request runs as its caller's groups",
+    abi.CAP_SETUID: "setfsuid: each request runs as its caller's fsuid",
+    abi.CAP_SETFCAP: "security.capability (setcap) for a caller that has it",
 }
 KEEP_MASK = sum(1 << cap for cap in CAPABILITIES)
 
@@ -83,12 +83,9 @@ DENIED = ("kill", "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_s
           "io_uring_setup")
 
 # Newer than the libseccomp this builds with (it knows them by number only).
-_NUMBERS = {"setxattrat": linux.NR_SETXATTRAT, "getxattrat": linux.NR_GETXATTRAT,
-            "listxattrat": linux.NR_LISTXATTRAT, "removexattrat": linux.NR_REMOVEXATTRAT}
-_CLONE_THREAD = 0x00010000
-_CLONE_NEW_ANY = (linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC
-                  | linux.CLONE_NEWPID | linux.CLONE_NEWNET | linux.CLONE_NEWCGROUP
-                  | linux.CLONE_NEWTIME | 0x10000000)  # CLONE_NEWUSER
+_NUMBERS = {"setxattrat": abi.NR_SETXATTRAT, "getxattrat": abi.NR_GETXATTRAT,
+            "listxattrat": abi.NR_LISTXATTRAT, "removexattrat": abi.NR_REMOVEXATTRAT}
+_CLONE_NEW_ANY = abi.CLONE_NEW_ANY | abi.CLONE_NEWTIME
 _PROT_EXEC = 0x4
 
 
@@ -103,7 +100,7 @@ def build_filter() -> pyseccomp.SyscallFilter:
         if name == "clone":
             # Threads only, in no new namespace: never a new process.
             f.add_rule(pyseccomp.ALLOW, name, pyseccomp.Arg(
-                0, pyseccomp.MASKED_EQ, _CLONE_THREAD | _CLONE_NEW_ANY, _CLONE_THREAD))
+                0, pyseccomp.MASKED_EQ, abi.CLONE_THREAD | _CLONE_NEW_ANY, abi.CLONE_THREAD))
         elif name == "clone3":
             # Its flags are in memory the filter cannot read: ENOSYS, and glibc falls
             # back to clone, whose flags it can.
@@ -122,5 +119,5 @@ def build_filter() -> pyseccomp.SyscallFilter:
 def apply() -> None:
     """Drop to CAPABILITIES and load the filter (one thread: both are per thread, and
     the threads started later inherit them)."""
-    linux.drop_capabilities(KEEP_MASK)
+    host.drop_capabilities(KEEP_MASK)
     build_filter().load()

@@ -8,24 +8,24 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from gofer import linux
 from gofer.devices import STANDARD, Device, Rule
+from syscalls import abi, host
 
 log = logging.getLogger("runsc-py.gofer")
 
 # runc's mount option table: name -> (clear, set) flags. Anything else is fs data.
 _FLAG_OPTIONS = {
-    "ro": (0, linux.MS_RDONLY), "rw": (linux.MS_RDONLY, 0),
-    "nosuid": (0, linux.MS_NOSUID), "suid": (linux.MS_NOSUID, 0),
-    "nodev": (0, linux.MS_NODEV), "dev": (linux.MS_NODEV, 0),
-    "noexec": (0, linux.MS_NOEXEC), "exec": (linux.MS_NOEXEC, 0),
-    "sync": (0, linux.MS_SYNCHRONOUS), "async": (linux.MS_SYNCHRONOUS, 0),
-    "dirsync": (0, linux.MS_DIRSYNC),
-    "noatime": (0, linux.MS_NOATIME), "atime": (linux.MS_NOATIME, 0),
-    "nodiratime": (0, linux.MS_NODIRATIME), "diratime": (linux.MS_NODIRATIME, 0),
-    "relatime": (0, linux.MS_RELATIME), "norelatime": (linux.MS_RELATIME, 0),
-    "strictatime": (0, linux.MS_STRICTATIME), "nostrictatime": (linux.MS_STRICTATIME, 0),
-    "bind": (0, linux.MS_BIND), "rbind": (0, linux.MS_BIND | linux.MS_REC),
+    "ro": (0, abi.MS_RDONLY), "rw": (abi.MS_RDONLY, 0),
+    "nosuid": (0, abi.MS_NOSUID), "suid": (abi.MS_NOSUID, 0),
+    "nodev": (0, abi.MS_NODEV), "dev": (abi.MS_NODEV, 0),
+    "noexec": (0, abi.MS_NOEXEC), "exec": (abi.MS_NOEXEC, 0),
+    "sync": (0, abi.MS_SYNCHRONOUS), "async": (abi.MS_SYNCHRONOUS, 0),
+    "dirsync": (0, abi.MS_DIRSYNC),
+    "noatime": (0, abi.MS_NOATIME), "atime": (abi.MS_NOATIME, 0),
+    "nodiratime": (0, abi.MS_NODIRATIME), "diratime": (abi.MS_NODIRATIME, 0),
+    "relatime": (0, abi.MS_RELATIME), "norelatime": (abi.MS_RELATIME, 0),
+    "strictatime": (0, abi.MS_STRICTATIME), "nostrictatime": (abi.MS_STRICTATIME, 0),
+    "bind": (0, abi.MS_BIND), "rbind": (0, abi.MS_BIND | abi.MS_REC),
 }
 _IGNORED_OPTIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave",
                     "unbindable", "runbindable", "mand", "nomand", "defaults"}
@@ -67,8 +67,8 @@ def parse_options(options: list[str]) -> tuple[int, str]:
 
 
 def _resolve_in_root(rootfd: int, path: str, flags: int) -> int:
-    return linux.openat2(rootfd, path.lstrip("/") or ".", flags | os.O_CLOEXEC,
-                         resolve=linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS)
+    return host.openat2(rootfd, path.lstrip("/") or ".", flags | os.O_CLOEXEC,
+                         resolve=abi.RESOLVE_IN_ROOT | abi.RESOLVE_NO_MAGICLINKS)
 
 
 def make_mountpoint(rootfd: int, dest: str, is_dir: bool) -> int:
@@ -102,7 +102,7 @@ def _mount_one(rootfd: int, m: dict, bundle: str,
     dest, mtype = m["destination"], m.get("type") or ""
     options = m.get("options") or []
     flags, data = parse_options(options)
-    is_bind = mtype == "bind" or bool(flags & linux.MS_BIND)
+    is_bind = mtype == "bind" or bool(flags & abi.MS_BIND)
     if mtype in SKIPPED_TYPES and not is_bind:
         log.info("mount %s of type %s is not provided inside the sandbox", dest, mtype)
         return
@@ -116,16 +116,16 @@ def _mount_one(rootfd: int, m: dict, bundle: str,
             raise MountError(f"bind mount source {source!r} for {dest}: {e.strerror}") from None
         fd = make_mountpoint(rootfd, dest, stat.S_ISDIR(st.st_mode))
         try:
-            linux.mount(source, f"/proc/self/fd/{fd}", None,
-                        linux.MS_BIND | (flags & linux.MS_REC))
-            extra = flags & ~(linux.MS_BIND | linux.MS_REC)
+            host.mount(source, f"/proc/self/fd/{fd}", None,
+                        abi.MS_BIND | (flags & abi.MS_REC))
+            extra = flags & ~(abi.MS_BIND | abi.MS_REC)
             if extra:
                 # Read-only and the like take effect on a remount of the new mount, which
                 # the descriptor taken before mounting does not name.
                 os.close(fd)
                 fd = _resolve_in_root(rootfd, dest, os.O_PATH)
-                linux.mount(None, f"/proc/self/fd/{fd}", None,
-                            linux.MS_REMOUNT | linux.MS_BIND | extra)
+                host.mount(None, f"/proc/self/fd/{fd}", None,
+                            abi.MS_REMOUNT | abi.MS_BIND | extra)
         except OSError as e:
             raise MountError(f"bind mount of {source!r} at {dest}: {e.strerror}") from None
         finally:
@@ -135,15 +135,15 @@ def _mount_one(rootfd: int, m: dict, bundle: str,
     target = f"/proc/self/fd/{fd}"
     try:
         if mtype in SYNTHETIC_TYPES:
-            linux.mount("runsc-py-" + mtype, target, "tmpfs",
-                        linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC, "mode=0555")
+            host.mount("runsc-py-" + mtype, target, "tmpfs",
+                        abi.MS_NOSUID | abi.MS_NODEV | abi.MS_NOEXEC, "mode=0555")
             # The sentry writes the content through a private writable clone of this
             # mount; the tree's own mount is read-only, so no request of the workload's
             # can change what is there.
             mounted = _resolve_in_root(rootfd, dest, os.O_PATH)
             try:
-                synthetic[dest] = (linux.open_tree_clone(f"/proc/self/fd/{mounted}"), mtype)
-                linux.mount_setattr_readonly(f"/proc/self/fd/{mounted}", recursive=False)
+                synthetic[dest] = (host.open_tree_clone(f"/proc/self/fd/{mounted}"), mtype)
+                host.mount_setattr_readonly(f"/proc/self/fd/{mounted}", recursive=False)
             finally:
                 os.close(mounted)
         elif mtype in KERNEL_TYPES:
@@ -152,14 +152,14 @@ def _mount_one(rootfd: int, m: dict, bundle: str,
             # The source is only a name here (mountinfo shows it: /dev/shm's is "shm").
             # A read-only tmpfs is mounted writable and made read-only by a remount of
             # the mount, as runc does: the filesystem itself stays "rw" in mountinfo.
-            ro_later = mtype == "tmpfs" and flags & linux.MS_RDONLY
-            linux.mount(m.get("source") or mtype, target, mtype,
-                        flags & ~linux.MS_RDONLY if ro_later else flags, data or None)
+            ro_later = mtype == "tmpfs" and flags & abi.MS_RDONLY
+            host.mount(m.get("source") or mtype, target, mtype,
+                        flags & ~abi.MS_RDONLY if ro_later else flags, data or None)
             if ro_later:
                 mounted = _resolve_in_root(rootfd, dest, os.O_PATH)
                 try:
-                    linux.mount(None, f"/proc/self/fd/{mounted}", None,
-                                linux.MS_REMOUNT | linux.MS_BIND | flags)
+                    host.mount(None, f"/proc/self/fd/{mounted}", None,
+                                abi.MS_REMOUNT | abi.MS_BIND | flags)
                 finally:
                     os.close(mounted)
         else:
@@ -233,18 +233,18 @@ def _restrict_paths(rootfd: int, masked: list[str], readonly: list[str]) -> None
         target = f"/proc/self/fd/{fd}"
         try:
             if not masking:
-                linux.mount(target, target, None, linux.MS_BIND | linux.MS_REC)
+                host.mount(target, target, None, abi.MS_BIND | abi.MS_REC)
                 os.close(fd)  # the descriptor names what is under the new mount
                 fd = _resolve_in_root(rootfd, path, os.O_PATH)
-                linux.mount_setattr_readonly(f"/proc/self/fd/{fd}", recursive=True)
+                host.mount_setattr_readonly(f"/proc/self/fd/{fd}", recursive=True)
             elif stat.S_ISDIR(os.fstat(fd).st_mode):
-                linux.mount("tmpfs", target, "tmpfs", linux.MS_RDONLY)  # runc's: mode 1777
+                host.mount("tmpfs", target, "tmpfs", abi.MS_RDONLY)  # runc's: mode 1777
             else:
                 # The container's own /dev/null (made by _make_devices), as runc binds
                 # the one in the container: never the host's, whose mode and owner a
                 # chmod or chown of the masked path would then change.
                 null = null if null is not None else _container_null(rootfd)
-                linux.mount(f"/proc/self/fd/{null}", target, None, linux.MS_BIND)
+                host.mount(f"/proc/self/fd/{null}", target, None, abi.MS_BIND)
         except OSError as e:
             raise MountError(f"{'masking' if masking else 'read-only path'} {path}: "
                              f"{e.strerror}") from None
@@ -271,9 +271,9 @@ def build_tree(rootfs: str, readonly: bool, mounts: list[dict], bundle: str,
                devices: list[Device] = ()) -> dict[str, tuple[int, str]]:
     """Make the container tree this process's root. Returns the synthetic mount points,
     each with a descriptor of a writable clone of its mount (for the sentry) and its type."""
-    linux.unshare(linux.CLONE_NEWNS)
-    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    linux.mount(rootfs, rootfs, None, linux.MS_BIND | linux.MS_REC)
+    host.unshare(abi.CLONE_NEWNS)
+    host.mount(None, "/", None, abi.MS_REC | abi.MS_PRIVATE)
+    host.mount(rootfs, rootfs, None, abi.MS_BIND | abi.MS_REC)
     rootfd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     synthetic: dict[str, tuple[int, str]] = {}
     try:
@@ -288,9 +288,9 @@ def build_tree(rootfs: str, readonly: bool, mounts: list[dict], bundle: str,
     finally:
         os.close(rootfd)
     os.chdir(rootfs)
-    linux.pivot_root(".", ".")
-    linux.umount2(".", linux.MNT_DETACH)
+    host.pivot_root(".", ".")
+    host.umount2(".", abi.MNT_DETACH)
     os.chdir("/")
     if readonly:
-        linux.mount(None, "/", None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
+        host.mount(None, "/", None, abi.MS_REMOUNT | abi.MS_BIND | abi.MS_RDONLY)
     return synthetic

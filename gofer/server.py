@@ -20,12 +20,13 @@ import stat
 import struct
 import threading
 
-from gofer import confine, devices, linux, mounts, protocol
+from gofer import confine, devices, mounts, protocol
+from syscalls import abi, host
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _SOCKADDR_UN_SIZE = 110  # sa_family + sun_path[108]
 _XATTR_ARGS = struct.Struct("QII")  # struct xattr_args: value pointer, size, flags
-_RESOLVE = linux.RESOLVE_IN_ROOT | linux.RESOLVE_NO_MAGICLINKS
+_RESOLVE = abi.RESOLVE_IN_ROOT | abi.RESOLVE_NO_MAGICLINKS
 # open(2) ignores unknown flag bits, openat2(2) refuses them: keep only real ones.
 _OPEN_FLAGS = (os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND
                | os.O_NONBLOCK | os.O_DSYNC | os.O_SYNC | os.O_DIRECT | os.O_LARGEFILE
@@ -35,7 +36,6 @@ _O_TMPFILE_BIT = os.O_TMPFILE & ~os.O_DIRECTORY  # O_TMPFILE includes O_DIRECTOR
 # What the O_PATH look-up took care of, and what a reopen through /proc/self/fd must not
 # repeat (O_NOFOLLOW would refuse the magic link itself).
 _LOOKUP_FLAGS = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_DIRECTORY
-_NR_SETGROUPS = 116
 _WAITER_STACK = 256 * 1024  # a waiting open's thread runs one open() and one send
 
 
@@ -52,7 +52,7 @@ class _Waiting:
 
 
 # The waiting threads' open: through libc, so that a signal ends it with EINTR (os.open
-# retries), and with no buffer shared between threads (linux.openat2 has one).
+# retries), and with no buffer shared between threads (host.openat2 has one).
 _openat = ctypes.CDLL(None, use_errno=True).openat
 _openat.restype = ctypes.c_int
 _openat.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint)
@@ -90,7 +90,7 @@ class Gofer:
         self.waiting: dict[int, _Waiting] = {}
         self.lock = threading.Lock()  # self.waiting, shared with the waiting threads
         self.creds: tuple | None = None
-        self.set_capabilities(*linux.capget()[1:])
+        self.set_capabilities(*host.capget()[1:])
 
     def set_capabilities(self, permitted: int, inheritable: int) -> None:
         """The capabilities the gofer has to lend its callers (after confine.apply)."""
@@ -114,7 +114,7 @@ class Gofer:
             # The root itself: no lookup, so no search permission on it (openat2 of "."
             # would ask for one that Linux's chmod("/") or stat("/") never needs).
             return fcntl.fcntl(start, fcntl.F_DUPFD_CLOEXEC, 0)
-        return linux.openat2(start, rel or b".", flags | os.O_CLOEXEC, mode, _RESOLVE)
+        return host.openat2(start, rel or b".", flags | os.O_CLOEXEC, mode, _RESOLVE)
 
     def _start(self, path: bytes) -> tuple[int, bytes]:
         """Where a container path is resolved from, and the path from there: the caller's
@@ -141,8 +141,8 @@ class Gofer:
         root = root.rstrip(b"/")
         if not root:
             return
-        fd = linux.openat2(self.rootfd, root.lstrip(b"/"), os.O_PATH | os.O_DIRECTORY
-                           | os.O_CLOEXEC, 0, _RESOLVE | linux.RESOLVE_NO_SYMLINKS)
+        fd = host.openat2(self.rootfd, root.lstrip(b"/"), os.O_PATH | os.O_DIRECTORY
+                           | os.O_CLOEXEC, 0, _RESOLVE | abi.RESOLVE_NO_SYMLINKS)
         self.chroot = (root, fd)
 
     def _drop_root(self) -> None:
@@ -163,7 +163,7 @@ class Gofer:
         try:
             # The kernel looks the last component up in the parent, which needs search
             # permission there, before it looks at any other path of the call.
-            linux.faccess_fd(fd, os.X_OK, effective=True)
+            host.faccess_fd(fd, os.X_OK, effective=True)
         except OSError:
             os.close(fd)
             raise
@@ -179,16 +179,16 @@ class Gofer:
             return
         # Back to full capabilities first: setgroups needs CAP_SETGID, which the last
         # caller may not have had.
-        linux.capset(self.permitted, self.permitted, self.inheritable)
+        host.capset(self.permitted, self.permitted, self.inheritable)
         _libc.setfsuid(0)
         _libc.setfsgid(0)
         # The raw syscall: glibc's setgroups changes every thread, and a waiting open's
         # thread keeps the credentials of the request it serves.
-        linux.syscall(_NR_SETGROUPS, len(groups), (ctypes.c_uint * len(groups))(*groups))
+        host.syscall(abi.NR_SETGROUPS, len(groups), (ctypes.c_uint * len(groups))(*groups))
         _libc.setfsgid(gid)
         _libc.setfsuid(uid)
         # After setfsuid, which drops or restores the filesystem capabilities by itself.
-        linux.capset(caps & self.permitted, self.permitted, self.inheritable)
+        host.capset(caps & self.permitted, self.permitted, self.inheritable)
         self.creds = (uid, gid, groups, caps)
 
     def _check_device(self, fd: int, st: os.stat_result | None = None,
@@ -238,7 +238,7 @@ class Gofer:
         The look-up is O_PATH, so a FIFO is opened as open_fd opens one."""
         if base is not None:
             dirfd, rel = self._resolve(base, os.O_PATH | os.O_DIRECTORY), path
-            resolve |= linux.RESOLVE_NO_MAGICLINKS
+            resolve |= abi.RESOLVE_NO_MAGICLINKS
         else:
             start, rel = self._start(path)
             dirfd, rel = os.dup(start), rel.lstrip(b"/") or b"."
@@ -246,13 +246,13 @@ class Gofer:
         try:
             if flags & (os.O_CREAT | _O_TMPFILE_BIT | os.O_PATH):
                 # Creates what it opens (an existing FIFO's reader does not wait: README).
-                fd = linux.openat2(dirfd, rel, flags | os.O_CLOEXEC | os.O_NONBLOCK, mode,
+                fd = host.openat2(dirfd, rel, flags | os.O_CLOEXEC | os.O_NONBLOCK, mode,
                                    resolve)
                 if not flags & os.O_NONBLOCK and not flags & os.O_PATH:
                     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL)
                                 & ~os.O_NONBLOCK)
                 return None, fd
-            pfd = linux.openat2(dirfd, rel, os.O_PATH | os.O_CLOEXEC
+            pfd = host.openat2(dirfd, rel, os.O_PATH | os.O_CLOEXEC
                                 | (flags & (os.O_NOFOLLOW | os.O_DIRECTORY)), 0, resolve)
         finally:
             os.close(dirfd)
@@ -402,9 +402,9 @@ class Gofer:
         fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
         try:
             if statx_mask is None:
-                raw = linux.fstatat_raw(fd, b"", linux.AT_EMPTY_PATH)
+                raw = host.fstatat_raw(fd, b"", abi.AT_EMPTY_PATH)
             else:
-                raw = linux.statx_raw(fd, b"", linux.AT_EMPTY_PATH | sync, statx_mask)
+                raw = host.statx_raw(fd, b"", abi.AT_EMPTY_PATH | sync, statx_mask)
         finally:
             os.close(fd)
         return raw, None
@@ -412,7 +412,7 @@ class Gofer:
     def op_statfs(self, path: bytes):
         fd = self._resolve(path, os.O_PATH)
         try:
-            return linux.fstatfs_raw(fd), None
+            return host.fstatfs_raw(fd), None
         finally:
             os.close(fd)
 
@@ -421,7 +421,7 @@ class Gofer:
         ids when the call asked for them)."""
         fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
         try:
-            linux.faccess_fd(fd, mode, effective=True)
+            host.faccess_fd(fd, mode, effective=True)
         finally:
             os.close(fd)
         return 0, None
@@ -439,7 +439,7 @@ class Gofer:
         """chdir's checks: a directory, searchable by the caller."""
         fd = self._resolve(path, os.O_PATH | os.O_DIRECTORY)
         try:
-            linux.faccess_fd(fd, os.X_OK, effective=True)
+            host.faccess_fd(fd, os.X_OK, effective=True)
         finally:
             os.close(fd)
         return 0, None
@@ -451,7 +451,7 @@ class Gofer:
             st = os.fstat(fd)
             if stat.S_ISDIR(st.st_mode) or not stat.S_ISREG(st.st_mode):
                 raise OSError(errno.EACCES, "not a regular file")
-            linux.faccess_fd(fd, os.X_OK, effective=True)
+            host.faccess_fd(fd, os.X_OK, effective=True)
         finally:
             os.close(fd)
         return 0, None
@@ -486,7 +486,7 @@ class Gofer:
             raise OSError(errno.EEXIST, "file exists")
         if name.endswith(b"/"):  # a missing name asked for as a directory
             raise OSError(errno.ENOENT, "no such directory")
-        linux.faccess_fd(parent, os.W_OK | os.X_OK, effective=True)
+        host.faccess_fd(parent, os.W_OK | os.X_OK, effective=True)
         raise OSError(errno.EPERM, "device nodes cannot be created in the sandbox")
 
     def op_symlink(self, target: bytes, path: bytes):
@@ -505,7 +505,7 @@ class Gofer:
     def op_rename(self, old: bytes, new: bytes, flags: int):
         op, on = self._parent(old)
         try:
-            self._at_parent(new, lambda d, n: linux.renameat2(op, on, d, n, flags))
+            self._at_parent(new, lambda d, n: host.renameat2(op, on, d, n, flags))
         finally:
             os.close(op)
         return 0, None
@@ -513,8 +513,8 @@ class Gofer:
     def op_link(self, old: bytes, new: bytes, follow: bool):
         src = self._resolve(old, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
         try:
-            self._at_parent(new, lambda d, n: linux.syscall(
-                linux.NR_LINKAT, src, b"", d, n, linux.AT_EMPTY_PATH))
+            self._at_parent(new, lambda d, n: host.syscall(
+                abi.NR_LINKAT, src, b"", d, n, abi.AT_EMPTY_PATH))
         finally:
             os.close(src)
         return 0, None
@@ -522,7 +522,7 @@ class Gofer:
     def op_chmod(self, path: bytes, mode: int, follow: bool):
         fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
         try:
-            linux.fchmodat2(fd, b"", mode, linux.AT_EMPTY_PATH)
+            host.fchmodat2(fd, b"", mode, abi.AT_EMPTY_PATH)
         finally:
             os.close(fd)
         return 0, None
@@ -530,7 +530,7 @@ class Gofer:
     def op_chown(self, path: bytes, uid: int, gid: int, follow: bool):
         fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
         try:
-            linux.syscall(linux.NR_FCHOWNAT, fd, b"", uid, gid, linux.AT_EMPTY_PATH)
+            host.syscall(abi.NR_FCHOWNAT, fd, b"", uid, gid, abi.AT_EMPTY_PATH)
         finally:
             os.close(fd)
         return 0, None
@@ -538,7 +538,7 @@ class Gofer:
     def op_utimens(self, path: bytes, times: bytes | None, follow: bool):
         fd = self._resolve(path, os.O_PATH | (0 if follow else os.O_NOFOLLOW))
         try:
-            linux.utimensat(fd, b"", times, linux.AT_EMPTY_PATH)
+            host.utimensat(fd, b"", times, abi.AT_EMPTY_PATH)
         finally:
             os.close(fd)
         return 0, None
@@ -572,7 +572,7 @@ class Gofer:
         as the caller, through the *xattrat calls (Linux 6.13) from its parent directory,
         looked up in the container tree (they take no O_PATH descriptor of the file)."""
         parent, last = self._parent(path)
-        at = (0 if follow else linux.AT_SYMLINK_NOFOLLOW)
+        at = (0 if follow else abi.AT_SYMLINK_NOFOLLOW)
         try:
             st = os.stat(last, dir_fd=parent, follow_symlinks=follow)
             if st.st_dev in self.proc_devs:  # procfs keeps no extended attributes
@@ -588,18 +588,18 @@ class Gofer:
                 length = len(value) if action == "set" else size
                 args = _XATTR_ARGS.pack(ctypes.addressof(data) if length else 0, length,
                                         flags if action == "set" else 0)
-                nr = linux.NR_GETXATTRAT if action == "get" else linux.NR_SETXATTRAT
-                n = linux.syscall(nr, parent, last, at, name,
+                nr = abi.NR_GETXATTRAT if action == "get" else abi.NR_SETXATTRAT
+                n = host.syscall(nr, parent, last, at, name,
                                   ctypes.create_string_buffer(args, len(args)), len(args))
                 if action == "set":
                     return 0, None
                 return (data.raw[:n] if size else n), None
             if action == "list":
                 buf = ctypes.create_string_buffer(size) if size else None
-                n = linux.syscall(linux.NR_LISTXATTRAT, parent, last, at, buf, size)
+                n = host.syscall(abi.NR_LISTXATTRAT, parent, last, at, buf, size)
                 return (buf.raw[:n] if buf else n), None
             if action == "remove":
-                linux.syscall(linux.NR_REMOVEXATTRAT, parent, last, at, name)
+                host.syscall(abi.NR_REMOVEXATTRAT, parent, last, at, name)
                 return 0, None
             raise OSError(errno.EINVAL, "unknown xattr action")
         finally:
@@ -830,7 +830,7 @@ def _close_all_but(keep: set[int]) -> None:
 def run(sock: socket.socket, tree: mounts.TreeSpec, ready_w: int) -> None:
     """Body of the gofer process (never returns). Reports readiness or a one-line error
     on ready_w, then serves until the sentry closes the socket."""
-    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    host.prctl(abi.PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # Interrupts a waiting open (no SA_RESTART: the open returns EINTR).
@@ -841,7 +841,7 @@ def run(sock: socket.socket, tree: mounts.TreeSpec, ready_w: int) -> None:
         # through /proc/self/fd: of a procfs of its own PID namespace, where it is alone
         # (the sentry forks it into one), with nothing but its own process directory
         # (subset=pid), and mounted nowhere (no path in the tree leads to it).
-        procfd = linux.mount_proc_detached("subset=pid")
+        procfd = host.mount_proc_detached("subset=pid")
         threading.stack_size(_WAITER_STACK)
         synthetic = mounts.build_tree(tree.rootfs, tree.readonly, tree.mounts, tree.bundle,
                                       tree.masked, tree.readonly_paths, tree.devices)
@@ -853,11 +853,11 @@ def run(sock: socket.socket, tree: mounts.TreeSpec, ready_w: int) -> None:
                         *gofer.synthetic.values()})
         # An empty network namespace of its own (nothing to reach over a network), and no
         # privilege to gain through exec (it never execs; the filter refuses it anyway).
-        linux.unshare(linux.CLONE_NEWNET)
-        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        host.unshare(abi.CLONE_NEWNET)
+        host.prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
         # Then only the capabilities its operations need, and the syscall allowlist.
         confine.apply()
-        gofer.set_capabilities(*linux.capget()[1:])
+        gofer.set_capabilities(*host.capget()[1:])
     except mounts.MountError as e:
         os.write(ready_w, f"error:{e}".encode())
         os._exit(1)

@@ -11,14 +11,13 @@ import socket
 import time
 from collections.abc import Callable
 
-from gofer import linux
 from runsc_py.errors import UserError
 from runsc_py.state import Container, process_start_time
 from sentry import main as sentry_main
 from sentry.cgroup import Cgroup, CgroupError
 from sentry.config import SandboxConfig
+from syscalls import abi, host
 
-PR_SET_CHILD_SUBREAPER = 36
 CONTROL_TIMEOUT = 30  # seconds
 log = logging.getLogger("runsc-py")
 
@@ -30,7 +29,7 @@ def launch(cfg: SandboxConfig, detach: bool,
     forked(pid) runs as soon as the sentry exists. If the sentry fails or dies before it
     reports, every process it made is killed and reaped before this raises."""
     # A subreaper while the sentry sets up: what it forked comes to us if it dies.
-    linux.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    host.prctl(abi.PR_SET_CHILD_SUBREAPER, 1)
     try:
         status_r, status_w = os.pipe()
         go_r, go_w = os.pipe()
@@ -73,7 +72,7 @@ def launch(cfg: SandboxConfig, detach: bool,
         _, gofer_pid, init_pid = msg.split(":")
         return pid, int(gofer_pid), int(init_pid)
     finally:
-        linux.prctl(PR_SET_CHILD_SUBREAPER, 0)
+        host.prctl(abi.PR_SET_CHILD_SUBREAPER, 0)
 
 
 def _sentry(cfg: SandboxConfig, status_w: int, go_r: int, detach: bool) -> None:

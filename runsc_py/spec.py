@@ -32,14 +32,14 @@ _NAMESPACE_TYPES = {"pid", "network", "ipc", "uts", "mount", "user", "cgroup", "
 def _uts_names(path: str) -> tuple[str, str]:
     """The host and domain names of the UTS namespace at path, read by a thread that
     joins it (a UTS setns is the calling thread's alone; the thread then ends)."""
-    from gofer import linux
+    from syscalls import abi, host
     out: list = []
 
     def read() -> None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                linux.setns(fd, linux.CLONE_NEWUTS)
+                host.setns(fd, abi.CLONE_NEWUTS)
             finally:
                 os.close(fd)
             with open("/proc/sys/kernel/domainname") as f:  # the reading thread's names

@@ -22,7 +22,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from gofer import linux
+from syscalls import abi, host
 
 log = logging.getLogger("runsc-py.cgroup")
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -493,7 +493,6 @@ class Cgroup:
             return []
 
 
-_SYS_MADVISE = 28  # x86_64
 _MADV_POPULATE_WRITE = 23  # Linux 5.14: a write fault on each page, the data unchanged
 _PM_PRESENT = 1 << 63
 _PM_EXCLUSIVE = 1 << 56  # mapped by this process alone
@@ -532,7 +531,7 @@ def charge_shared_pages() -> int:
     copied = 0
     for addr, length in runs:
         try:
-            linux.syscall(_SYS_MADVISE, addr, length, _MADV_POPULATE_WRITE)
+            host.syscall(abi.NR_MADVISE, addr, length, _MADV_POPULATE_WRITE)
             copied += length
         except OSError:
             pass  # an old kernel, or a mapping gone meanwhile: it stays charged elsewhere

@@ -22,9 +22,8 @@ from typing import TextIO
 
 import pyseccomp
 
-from gofer import linux
 from sentry import console
-from sentry.platform import seccomp as platform
+from syscalls import abi, host
 
 # Each capability the sentry keeps, and why (README.md, "Confinement", lists the same).
 CAPS_KEPT = {
@@ -36,7 +35,6 @@ CAPS_KEPT = {
     3: "CAP_FOWNER: setting modes and times on skeleton entries the workload's users own",
     0: "CAP_CHOWN: giving /proc/PID entries to the process's user, as Linux shows them",
 }
-_PR_SET_DUMPABLE = 4
 
 # The host syscalls the sentry makes after set-up: what strace -f -c saw in 112 sentries
 # over the test suite (run, lifecycle, proc, isolation, filesystem, fifo, limits, fuzzers,
@@ -64,8 +62,8 @@ ALLOWED = (
 )
 RULED = ("mmap", "mprotect", "ioctl", "tgkill", "socketpair")
 IOCTLS = (
-    platform.NOTIF_RECV, platform.NOTIF_SEND, platform.NOTIF_ID_VALID, platform.NOTIF_ADDFD,
-    platform.NOTIF_SET_FLAGS,
+    abi.SECCOMP_IOCTL_NOTIF_RECV, abi.SECCOMP_IOCTL_NOTIF_SEND, abi.SECCOMP_IOCTL_NOTIF_ID_VALID,
+    abi.SECCOMP_IOCTL_NOTIF_ADDFD, abi.SECCOMP_IOCTL_NOTIF_SET_FLAGS,
     console.TIOCSPTLCK, console.TIOCGPTPEER, termios.TIOCSWINSZ,
     termios.TCGETS,  # isatty(), which open() asks
     termios.FIONBIO, termios.FIOCLEX, termios.FIONCLEX,  # setblocking, set_inheritable
@@ -78,10 +76,10 @@ def confine(root_dir: str, visible: list[str], log: TextIO | None,
     visible: host directories (the container's cgroup) bound at the same paths inside;
     platform_syscalls: what its platform needs besides (ptrace: ptrace(2))."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # dying of SIGSYS dumps no core
-    linux.prctl(_PR_SET_DUMPABLE, 0)
+    host.prctl(abi.PR_SET_DUMPABLE, 0)
     _empty_root(root_dir, visible)
     _drop_capabilities(set(CAPS_KEPT))
-    linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+    host.prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
     # chain=True: after the stack is written the default action (death) follows at once.
     faulthandler.register(signal.SIGSYS, file=log or sys.stderr, all_threads=True,
                           chain=True)
@@ -92,21 +90,21 @@ def _empty_root(root_dir: str, visible: list[str]) -> None:
     """A mount namespace of its own whose root is an empty, read-only tmpfs holding only
     a procfs (workload processes are read through /proc/PID) and the visible
     directories."""
-    linux.unshare(linux.CLONE_NEWNS)
-    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    hidden = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
-    linux.mount("tmpfs", root_dir, "tmpfs", hidden, "mode=0755,size=64k")
+    host.unshare(abi.CLONE_NEWNS)
+    host.mount(None, "/", None, abi.MS_REC | abi.MS_PRIVATE)
+    hidden = abi.MS_NOSUID | abi.MS_NODEV | abi.MS_NOEXEC
+    host.mount("tmpfs", root_dir, "tmpfs", hidden, "mode=0755,size=64k")
     os.mkdir(os.path.join(root_dir, "proc"))
-    linux.mount("proc", os.path.join(root_dir, "proc"), "proc", hidden)
+    host.mount("proc", os.path.join(root_dir, "proc"), "proc", hidden)
     for d in visible:
         inside = os.path.join(root_dir, d.lstrip("/"))
         os.makedirs(inside)
-        linux.mount(d, inside, None, linux.MS_BIND)
-    linux.mount(None, root_dir, None,
-                linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | hidden)
+        host.mount(d, inside, None, abi.MS_BIND)
+    host.mount(None, root_dir, None,
+                abi.MS_REMOUNT | abi.MS_BIND | abi.MS_RDONLY | hidden)
     os.chdir(root_dir)
-    linux.pivot_root(".", ".")  # the old root is stacked under the new one ...
-    linux.umount2(".", linux.MNT_DETACH)  # ... and goes
+    host.pivot_root(".", ".")  # the old root is stacked under the new one ...
+    host.umount2(".", abi.MNT_DETACH)  # ... and goes
     os.chdir("/")
 
 
@@ -115,10 +113,10 @@ def _drop_capabilities(keep: set[int]) -> None:
         last = int(f.read())
     for cap in range(last + 1):
         if cap not in keep:
-            linux.prctl(linux.PR_CAPBSET_DROP, cap)
-    linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
+            host.prctl(abi.PR_CAPBSET_DROP, cap)
+    host.prctl(abi.PR_CAP_AMBIENT, abi.PR_CAP_AMBIENT_CLEAR_ALL)
     mask = sum(1 << c for c in keep)
-    linux.capset(mask, mask, 0)
+    host.capset(mask, mask, 0)
 
 
 def build_filter(own_pid: int, extra: tuple[str, ...] = ()) -> pyseccomp.SyscallFilter:

@@ -16,7 +16,6 @@ import struct
 import sys
 import time
 
-from gofer import linux
 from gofer import server as gofer_server
 from gofer.client import GoferClient, GoferGone
 from gofer.mounts import TreeSpec
@@ -30,6 +29,7 @@ from sentry.platform import Platform
 from sentry.procfs import ProcFS
 from sentry.spawner import Spawner, SpawnerGone, SpawnError, process_from_wire, release_stdio
 from sentry.strace import Strace
+from syscalls import abi, host
 
 log = logging.getLogger("runsc-py.sentry")
 CONTROL_SOCKET = "control.sock"
@@ -168,10 +168,10 @@ class Sentry:
         # of itself), so that the workload's namespace can be made later.
         own_pidns = os.pidfd_open(os.getpid())
         try:
-            linux.unshare(linux.CLONE_NEWPID)
+            host.unshare(abi.CLONE_NEWPID)
             pid = os.fork()
         except BaseException:
-            linux.setns(own_pidns, linux.CLONE_NEWPID)
+            host.setns(own_pidns, abi.CLONE_NEWPID)
             os.close(own_pidns)
             raise
         if pid == 0:
@@ -185,7 +185,7 @@ class Sentry:
                     cfg.readonly_paths, cfg.devices, cfg.device_rules), ready_w)
             finally:
                 os._exit(1)
-        linux.setns(own_pidns, linux.CLONE_NEWPID)
+        host.setns(own_pidns, abi.CLONE_NEWPID)
         os.close(own_pidns)
         self.gofer_pid = pid
         peer.close()
@@ -370,13 +370,13 @@ class Sentry:
         container's cgroup: /proc/<state pid>/ns/* is the container's for the tools that
         read it (the network and IPC ones already are; PID and mount cannot be: the
         sentry must see host PIDs and have its own root)."""
-        for name, flag in (("uts", linux.CLONE_NEWUTS),):
+        for name, flag in (("uts", abi.CLONE_NEWUTS),):
             fd = os.open(f"/proc/{self.init_pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
             try:
-                linux.setns(fd, flag)
+                host.setns(fd, flag)
             finally:
                 os.close(fd)
-        linux.unshare(linux.CLONE_NEWCGROUP)
+        host.unshare(abi.CLONE_NEWCGROUP)
 
     def abort(self) -> None:
         if self.init_pid:  # the spawner's child: it dies, and is reaped, with the spawner
@@ -664,7 +664,7 @@ def _sentry_cpu(allowed: set[int], cpuset: str | None) -> int:
     runs on now, if the container's cpuset allows it, else the cpuset's first."""
     if cpuset:
         allowed = allowed & set(parse_cpu_list(cpuset)) or allowed
-    current = linux.sched_getcpu()
+    current = host.sched_getcpu()
     return current if current in allowed else min(allowed)
 
 

@@ -35,10 +35,10 @@ import select
 import signal
 import socket
 
-from gofer import linux
 from sentry import workload
 from sentry.cgroup import Cgroup, CgroupError
 from sentry.config import ProcessConfig, SandboxConfig
+from syscalls import abi, host
 
 _MAX_MESSAGE = 1 << 20
 _HELD_RETRY_MS = 100
@@ -158,7 +158,7 @@ def _serve(sock: socket.socket, cfg: SandboxConfig, cgroup: Cgroup, gofer_pid: i
                 pass
     # It never changes credentials, so this holds: it dies with the sentry (the watchdog
     # then ends the workload).
-    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    host.prctl(abi.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != sentry_pid:
         return
     os.closerange(3, sock.fileno())  # nothing of the sentry's but this socket
@@ -166,7 +166,7 @@ def _serve(sock: socket.socket, cfg: SandboxConfig, cgroup: Cgroup, gofer_pid: i
     # Every process forked from here on is in the sandbox's PID namespace (the first is
     # its init, pid 1) and its time namespace.
     try:
-        linux.unshare(linux.CLONE_NEWPID)
+        host.unshare(abi.CLONE_NEWPID)
         boot_offset = workload.new_time_namespace()
     except OSError as e:
         sock.send(json.dumps({"error": f"creating the sandbox's namespaces: {e}"}).encode())
@@ -251,9 +251,9 @@ class _Server:
         try:
             if init:
                 proc = self.cfg.process
-                ns_fds[linux.CLONE_NEWNS] = os.open(f"/proc/{self.gofer_pid}/ns/mnt",
+                ns_fds[abi.CLONE_NEWNS] = os.open(f"/proc/{self.gofer_pid}/ns/mnt",
                                                     os.O_RDONLY | os.O_CLOEXEC)
-                mnt_fd = ns_fds[linux.CLONE_NEWNS]
+                mnt_fd = ns_fds[abi.CLONE_NEWNS]
 
                 def enter() -> None:
                     workload.enter_container(self.cfg, mnt_fd)
@@ -317,7 +317,7 @@ class _Server:
         if not (0 < tid and 0 < sig < signal.NSIG and self.sandbox_pidns):
             return False
         try:
-            pidfd = os.pidfd_open(tid, linux.PIDFD_THREAD)
+            pidfd = os.pidfd_open(tid, abi.PIDFD_THREAD)
         except OSError:
             return False  # gone
         try:

@@ -14,7 +14,7 @@ import os
 import select
 import signal
 
-from gofer import linux
+from syscalls import abi, host
 
 
 def start(helper_pids: list[int]) -> tuple[int, int]:
@@ -54,12 +54,12 @@ def _run(sentry_pid: int, helper_pids: list[int], init_r: int) -> None:
     # Nothing else of the sentry's: above all not its end of the gofer's socket.
     os.closerange(3, init_r)
     os.closerange(init_r + 1, 1 << 16)
-    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # only until the pidfds are open
+    host.prctl(abi.PR_SET_PDEATHSIG, signal.SIGKILL)  # only until the pidfds are open
     try:
         watched = [os.pidfd_open(p) for p in (sentry_pid, *helper_pids)]
     except OSError:
         return  # one of them is gone already: create fails and the sentry cleans up
-    linux.prctl(linux.PR_SET_PDEATHSIG, 0)  # from here on, the watchdog outlives them
+    host.prctl(abi.PR_SET_PDEATHSIG, 0)  # from here on, the watchdog outlives them
     if os.getppid() != sentry_pid:
         return
     raw = os.read(init_r, 32)

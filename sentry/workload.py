@@ -15,16 +15,16 @@ import termios
 import time
 from collections.abc import Callable
 
-from gofer import linux
 from sentry import platform as platforms
 from sentry.cgroup import is_v2 as cgroup_v2
 from sentry.config import ProcessConfig, SandboxConfig
 from sentry.platform import seccomp
+from syscalls import abi, host
 
-_NS_FLAGS = {"uts": linux.CLONE_NEWUTS}  # IPC: enter_ipc, before the gofer is forked
+_NS_FLAGS = {"uts": abi.CLONE_NEWUTS}  # IPC: enter_ipc, before the gofer is forked
 # The init's namespaces an exec'd process joins (the PID namespace comes with the fork).
-JOINED_NAMESPACES = {"uts": linux.CLONE_NEWUTS, "ipc": linux.CLONE_NEWIPC,
-                     "time": linux.CLONE_NEWTIME, "mnt": linux.CLONE_NEWNS}
+JOINED_NAMESPACES = {"uts": abi.CLONE_NEWUTS, "ipc": abi.CLONE_NEWIPC,
+                     "time": abi.CLONE_NEWTIME, "mnt": abi.CLONE_NEWNS}
 
 
 def _mask(caps: list[int]) -> int:
@@ -60,11 +60,11 @@ def enter_ipc(cfg: SandboxConfig) -> None:
         return
     path = cfg.namespace_paths.get("ipc")
     if not path:
-        linux.unshare(linux.CLONE_NEWIPC)
+        host.unshare(abi.CLONE_NEWIPC)
         return
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        linux.setns(fd, linux.CLONE_NEWIPC)
+        host.setns(fd, abi.CLONE_NEWIPC)
     finally:
         os.close(fd)
 
@@ -82,21 +82,21 @@ def enter_container(cfg: SandboxConfig, mnt_ns_fd: int) -> None:
         if path:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                linux.setns(fd, flag)
+                host.setns(fd, flag)
             finally:
                 os.close(fd)
         else:
             new |= flag
-    linux.unshare(new)
+    host.unshare(new)
     if "uts" not in cfg.namespace_paths and "uts" not in cfg.shared_namespaces:
-        linux.sethostname(cfg.hostname)
+        host.sethostname(cfg.hostname)
         if cfg.domainname:
-            linux.setdomainname(cfg.domainname)
+            host.setdomainname(cfg.domainname)
     apply_sysctl(cfg.sysctl)
-    linux.setns(mnt_ns_fd, linux.CLONE_NEWNS)
+    host.setns(mnt_ns_fd, abi.CLONE_NEWNS)
     os.close(mnt_ns_fd)
-    linux.unshare(linux.CLONE_NEWNS)
-    linux.mount_setattr_readonly("/")
+    host.unshare(abi.CLONE_NEWNS)
+    host.mount_setattr_readonly("/")
 
 
 def apply_sysctl(sysctl: dict[str, str]) -> None:
@@ -123,7 +123,7 @@ def new_time_namespace() -> int:
     namespaces (before 5.6): then the workload sees the host's clocks and the sentry says
     the same."""
     try:
-        linux.unshare(linux.CLONE_NEWTIME)
+        host.unshare(abi.CLONE_NEWTIME)
     except OSError:
         return 0
     # Whole seconds back: the clocks start between 0 and 1 s and never go negative (the
@@ -145,7 +145,7 @@ def new_time_namespace() -> int:
 def join_container(ns_fds: dict[int, int]) -> None:
     """An exec'd process's namespaces: the init's (CLONE_NEW* flag -> descriptor)."""
     for flag, fd in ns_fds.items():
-        linux.setns(fd, flag)
+        host.setns(fd, flag)
         os.close(fd)
 
 
@@ -160,11 +160,11 @@ def enter_network(cfg: SandboxConfig) -> None:
     if path:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            linux.setns(fd, linux.CLONE_NEWNET)
+            host.setns(fd, abi.CLONE_NEWNET)
         finally:
             os.close(fd)
         return
-    linux.unshare(linux.CLONE_NEWNET)
+    host.unshare(abi.CLONE_NEWNET)
     _loopback_up()
 
 
@@ -176,7 +176,6 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
 
 
-_SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_RESTRICT_SELF = 444, 446
 _LANDLOCK_ACCESS_FS_MAKE_BLOCK = 1 << 11
 
 
@@ -193,12 +192,12 @@ def own_ptrace_domain() -> None:
     that ask ptrace access are refused instead (a filter stacked on the main one)."""
     attr = struct.pack("Q", _LANDLOCK_ACCESS_FS_MAKE_BLOCK)
     try:
-        fd = linux.syscall(_SYS_LANDLOCK_CREATE_RULESET, attr, len(attr), 0)
+        fd = host.syscall(abi.NR_LANDLOCK_CREATE_RULESET, attr, len(attr), 0)
     except OSError:
         seccomp.load_no_ptrace_program()
         return
     try:
-        linux.syscall(_SYS_LANDLOCK_RESTRICT_SELF, fd, 0)
+        host.syscall(abi.NR_LANDLOCK_RESTRICT_SELF, fd, 0)
     finally:
         os.close(fd)
 
@@ -208,22 +207,22 @@ def _set_user_and_caps(proc: ProcessConfig, last_cap: int) -> None:
     bounding = _mask(caps.get("bounding", []))
     for cap in range(last_cap + 1):
         if not bounding >> cap & 1:
-            linux.prctl(linux.PR_CAPBSET_DROP, cap)
-    linux.prctl(linux.PR_SET_KEEPCAPS, 1)  # keep permitted caps across the uid change
+            host.prctl(abi.PR_CAPBSET_DROP, cap)
+    host.prctl(abi.PR_SET_KEEPCAPS, 1)  # keep permitted caps across the uid change
     os.setgroups(proc.additional_gids)
     os.setresgid(proc.gid, proc.gid, proc.gid)
     os.setresuid(proc.uid, proc.uid, proc.uid)
-    linux.prctl(linux.PR_SET_KEEPCAPS, 0)
-    linux.capset(_mask(caps.get("effective", [])), _mask(caps.get("permitted", [])),
+    host.prctl(abi.PR_SET_KEEPCAPS, 0)
+    host.capset(_mask(caps.get("effective", [])), _mask(caps.get("permitted", [])),
             _mask(caps.get("inheritable", [])))
-    linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_CLEAR_ALL)
+    host.prctl(abi.PR_CAP_AMBIENT, abi.PR_CAP_AMBIENT_CLEAR_ALL)
     for cap in caps.get("ambient", []):
         try:
-            linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, cap)
+            host.prctl(abi.PR_CAP_AMBIENT, abi.PR_CAP_AMBIENT_RAISE, cap)
         except OSError:
             pass  # not permitted and inheritable: the kernel refuses, as under runc
     # A uid change clears the parent-death signal: set it again.
-    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    host.prctl(abi.PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _own_stdio(uid: int, gid: int) -> None:
@@ -262,7 +261,7 @@ def run(proc: ProcessConfig, exe: str, enter: Callable[[], None], sock: socket.s
     What its platform needs of it comes first (sentry/platform child_setup). Reports "ok"
     with the notification descriptor, then "ready", or "error:..."."""
     try:
-        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        host.prctl(abi.PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != 0 and os.getppid() != parent_pid:
             os._exit(1)
         reset_signals()

@@ -13,7 +13,8 @@ import os
 import stat as stat_mod
 from collections.abc import Callable
 
-from gofer.linux import (
+from syscalls import abi
+from syscalls.abi import (
     AT_EACCESS,
     AT_EMPTY_PATH,
     AT_REMOVEDIR,
@@ -24,8 +25,6 @@ from gofer.linux import (
 )
 from syscalls.context import SyscallContext
 
-AT_NO_AUTOMOUNT = 0x800
-AT_STATX_SYNC_TYPE = 0x6000
 STATX__RESERVED = 0x80000000
 RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
@@ -55,7 +54,7 @@ def _access_mode(index: int, flags_index: int | None = None
 
 def _statx(ctx: SyscallContext) -> None:
     flags, mask = ctx.args[2], ctx.args[3]
-    if flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE:
+    if flags & abi.AT_STATX_SYNC_TYPE == abi.AT_STATX_SYNC_TYPE:
         raise _einval("both statx sync types")
     if mask & STATX__RESERVED:
         raise _einval("reserved statx mask bit")
@@ -76,8 +75,8 @@ def stat_flags_valid(flags: int) -> bool:
     """statx's and newfstatat's flags, as Linux checks them for a path (a descriptor
     alone, AT_EMPTY_PATH with an empty path and dirfd >= 0, takes any bits: the
     kernel's fd-only paths, do_statx_fd() and vfs_fstat(), do not look)."""
-    return not flags & ~(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH
-                         | AT_STATX_SYNC_TYPE)
+    return not flags & ~(AT_SYMLINK_NOFOLLOW | abi.AT_NO_AUTOMOUNT | AT_EMPTY_PATH
+                         | abi.AT_STATX_SYNC_TYPE)
 
 
 def _renameat2(ctx: SyscallContext) -> None:

@@ -12,7 +12,7 @@ import abc
 import errno
 import os
 
-from gofer import linux
+from syscalls import abi, host
 
 PATH_MAX = 4096
 # Only the fields handlers use: parsing all of /proc/TID/status costs more than reading it.
@@ -22,7 +22,6 @@ _SIGNAL_FIELDS = (b"State", b"Tgid", b"Threads", b"SigPnd", b"ShdPnd", b"SigBlk"
 # the workload but applies Linux's restart rules on the way out (EINTR when the handler
 # lacks SA_RESTART, a restart otherwise or after a stop). Answered only when a signal
 # will be delivered: without one pending the workload would see errno 512.
-ERESTARTSYS = 512
 _SCAN_THREADS = 256  # at most this many threads' status read for one waiting call
 
 
@@ -71,7 +70,7 @@ class SyscallContext(abc.ABC):
     def read(self, addr: int, size: int) -> bytes:
         """size bytes of the caller's memory at addr (EFAULT as copy_from_user says)."""
         try:
-            data = linux.process_vm_read(self.pid, addr, size)
+            data = host.process_vm_read(self.pid, addr, size)
         except OSError as e:
             if e.errno == errno.ESRCH:
                 raise TargetGone() from None
@@ -85,7 +84,7 @@ class SyscallContext(abc.ABC):
     def write(self, addr: int, data: bytes) -> None:
         self.validate()
         try:
-            n = linux.process_vm_write(self.pid, addr, data)
+            n = host.process_vm_write(self.pid, addr, data)
         except OSError as e:
             if e.errno == errno.ESRCH:
                 raise TargetGone() from None
@@ -132,12 +131,12 @@ class SyscallContext(abc.ABC):
         if fd < 0:
             raise OSError(errno.EBADF, "bad file descriptor")
         try:
-            pidfd = os.pidfd_open(self.pid, linux.PIDFD_THREAD)
+            pidfd = os.pidfd_open(self.pid, abi.PIDFD_THREAD)
         except OSError:
             raise TargetGone() from None
         try:
             self.validate()  # the pidfd names the caller, not a task that reused its TID
-            return linux.pidfd_getfd(pidfd, fd)
+            return host.pidfd_getfd(pidfd, fd)
         finally:
             os.close(pidfd)
 
@@ -302,7 +301,7 @@ class FdLater:
 
     def wanted(self) -> bool:
         """False once the thread no longer waits, or once a signal interrupted the open:
-        then it is answered ERESTARTSYS here, as Linux's interruptible wait would end."""
+        then it is answered abi.ERESTARTSYS here, as Linux's interruptible wait would end."""
         ctx = self.ctx
         try:
             if not ctx.valid():
@@ -313,7 +312,7 @@ class FdLater:
             cgroup = getattr(ctx.kernel, "cgroup", None)
             if interrupted or (ctx.wait_blocks_freezer and cgroup is not None
                                and cgroup.freezing()):
-                ctx.fail(ERESTARTSYS)
+                ctx.fail(abi.ERESTARTSYS)
                 return False
         except TargetGone:
             return False

@@ -22,13 +22,15 @@ import os
 import posixpath
 import stat as stat_mod
 
+from syscalls.abi import (  # noqa: F401 (handlers import them from here)
+    AT_EMPTY_PATH,
+    AT_FDCWD,
+    AT_REMOVEDIR,
+    AT_SYMLINK_FOLLOW,
+    AT_SYMLINK_NOFOLLOW,
+)
 from syscalls.context import SyscallContext, TargetGone
 
-AT_FDCWD = -100
-AT_SYMLINK_NOFOLLOW = 0x100
-AT_REMOVEDIR = 0x200
-AT_SYMLINK_FOLLOW = 0x400
-AT_EMPTY_PATH = 0x1000
 _DELETED = b" (deleted)"
 
 

@@ -9,9 +9,9 @@ import signal
 import stat as stat_mod
 import struct
 
-from gofer import linux
 from gofer.client import LATER
-from gofer.linux import (
+from syscalls import argcheck, host
+from syscalls.abi import (
     AT_EACCESS,
     RESOLVE_BENEATH,
     RESOLVE_CACHED,
@@ -20,7 +20,6 @@ from gofer.linux import (
     RESOLVE_NO_SYMLINKS,
     RESOLVE_NO_XDEV,
 )
-from syscalls import argcheck
 from syscalls.argcheck import RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT
 from syscalls.context import FdLater, SyscallContext, TargetGone
 from syscalls.paths import (
@@ -393,8 +392,8 @@ def _host_stat(ctx: SyscallContext, dirfd: int, addr: int, flags: int,
             at_fd, name = synthetic
             at_flags = AT_SYMLINK_NOFOLLOW
         if statx_mask is None:
-            return linux.fstatat_raw(at_fd, name, at_flags)
-        return linux.statx_raw(at_fd, name, at_flags | (flags & _STATX_SYNC), statx_mask)
+            return host.fstatat_raw(at_fd, name, at_flags)
+        return host.statx_raw(at_fd, name, at_flags | (flags & _STATX_SYNC), statx_mask)
     finally:
         os.close(fd)
 

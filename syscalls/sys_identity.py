@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import errno
 
+from syscalls import abi
 from syscalls.context import SyscallContext
 
-CAP_SYS_ADMIN = 21
 _UTS_FIELD = 65
 
 
@@ -23,8 +23,8 @@ def uname(ctx: SyscallContext) -> None:
 def _set_name(ctx: SyscallContext, attr: str) -> None:
     size = ctx.args[1]  # an int: negative sizes are EINVAL too
     # The kernel's order: the capability, then the size, then the copy (EFAULT).
-    if not int(ctx.status()["CapEff"], 16) >> CAP_SYS_ADMIN & 1:
-        raise OSError(errno.EPERM, "needs CAP_SYS_ADMIN")
+    if not int(ctx.status()["CapEff"], 16) >> abi.CAP_SYS_ADMIN & 1:
+        raise OSError(errno.EPERM, "needs abi.CAP_SYS_ADMIN")
     if not 0 <= size <= _UTS_FIELD - 1:
         raise OSError(errno.EINVAL, "name too long")
     name = ctx.read(ctx.args[0], size) if size else b""

@@ -6,6 +6,7 @@ import errno
 import os
 import struct
 
+from syscalls import abi
 from syscalls.context import SyscallContext
 
 # struct sysinfo on x86_64 (112 bytes)
@@ -31,11 +32,10 @@ def _host_mask_sizes() -> tuple[int, int]:
     libc = ctypes.CDLL(None, use_errno=True)
     buf = ctypes.create_string_buffer(4096)
     smallest = next(n for n in range(8, 4097, 8)
-                    if libc.syscall(_NR_SCHED_GETAFFINITY, 0, n, buf) >= 0)
-    return smallest, libc.syscall(_NR_SCHED_GETAFFINITY, 0, 4096, buf)
+                    if libc.syscall(abi.NR_SCHED_GETAFFINITY, 0, n, buf) >= 0)
+    return smallest, libc.syscall(abi.NR_SCHED_GETAFFINITY, 0, 4096, buf)
 
 
-_NR_SCHED_GETAFFINITY = 204
 _MIN_MASK, _MASK_SIZE = _host_mask_sizes()
 
 

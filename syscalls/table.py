@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ptrace.syscall.linux import x86_64 as _ptrace_names
 
-from syscalls import sys_file, sys_identity, sys_process, sys_socket, sys_sysinfo, sys_time
+from syscalls import abi, sys_file, sys_identity, sys_process, sys_socket, sys_sysinfo, sys_time
 from syscalls.argcheck import CHECKS
 from syscalls.argtypes import ARG_TYPES
 
@@ -62,21 +62,10 @@ class Syscall:
 
 
 TIOCSTI = 0x5412  # pushes input into a terminal: on the caller's tty it would reach the host
-# NS CGROUP UTS IPC USER PID NET. Not CLONE_NEWTIME (0x80): in clone()'s flags that bit
-# belongs to the exit signal (CSIGNAL), and clone3, which could carry it, is refused.
-CLONE_NEW_ANY = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
-                 | 0x20000000 | 0x40000000)
 AF_KCM, AF_VSOCK = 38, 40
 # personality(2) values Docker's profile lets through: PER_LINUX, PER_LINUX32 (0x8),
 # UNAME26 (0x20000), both, and 0xffffffff (the query that changes nothing).
 PERSONALITY_ALLOWED = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
-CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_SYS_NICE, CAP_SYS_CHROOT = 21, 19, 23, 18
-CLONE_NEWTIME = 0x80  # a namespace flag in unshare's flags (in clone's, the exit signal)
-# ptrace requests that reach seccomp itself (linux/ptrace.h). The request is a long:
-# compared on all 64 bits (0x1_0000_4200 is not SETOPTIONS to the kernel: EIO).
-PTRACE_SETOPTIONS, PTRACE_SEIZE = 0x4200, 0x4206
-PTRACE_SECCOMP_GET_FILTER, PTRACE_SECCOMP_GET_METADATA = 0x420C, 0x420D
-PTRACE_O_SUSPEND_SECCOMP = 1 << 21
 _ALL = 0xFFFFFFFFFFFFFFFF
 
 # Safe on the host kernel as they are: they act on memory, descriptors the sandbox
@@ -179,16 +168,16 @@ ARG_RULES: dict[str, tuple[ArgRule, ...]] = {
     "ioctl": (ArgRule(1, 0xFFFFFFFF, "in", (TIOCSTI,), errno.EPERM,
                       "TIOCSTI fakes terminal input; on an inherited tty it reaches the "
                       "host's shell (Docker allows it)"),),
-    "clone": (ArgRule(0, CLONE_NEW_ANY, "any_bit", (), errno.EPERM,
+    "clone": (ArgRule(0, abi.CLONE_NEW_ANY, "any_bit", (), errno.EPERM,
                       "new namespaces would let the workload reshape what it sees (Docker "
-                      "refuses them too, but allows them with CAP_SYS_ADMIN)"),),
+                      "refuses them too, but allows them with abi.CAP_SYS_ADMIN)"),),
     # unshare(0), CLONE_FS, CLONE_FILES, CLONE_SYSVSEM (and CLONE_THREAD, _SIGHAND, _VM in
     # a single-threaded process) need no privilege on Linux and change only the caller's
     # own state; the sentry reads cwd, root and descriptors per thread, so they hold.
-    # Docker refuses unshare entirely without CAP_SYS_ADMIN: looser here, as Linux is.
-    "unshare": (ArgRule(0, CLONE_NEW_ANY | CLONE_NEWTIME, "any_bit", (), errno.EPERM,
+    # Docker refuses unshare entirely without abi.CAP_SYS_ADMIN: looser here, as Linux is.
+    "unshare": (ArgRule(0, abi.CLONE_NEW_ANY | abi.CLONE_NEWTIME, "any_bit", (), errno.EPERM,
                         "new namespaces would let the workload reshape what it sees "
-                        "(Docker refuses unshare without CAP_SYS_ADMIN; Linux allows "
+                        "(Docker refuses unshare without abi.CAP_SYS_ADMIN; Linux allows "
                         "the other flags unprivileged)"),),
     # The family is an int: only its low 32 bits reach the kernel, so compare those
     # (Docker's LT/EQ/GT compare all 64 bits; 0x1_0000_0028 passes them as AF_VSOCK).
@@ -205,17 +194,17 @@ ARG_RULES: dict[str, tuple[ArgRule, ...]] = {
     # a tracer's rewritten syscall number and arguments meet the tracee's filter. What
     # would switch the filter off or show it is refused, whatever the capabilities.
     "ptrace": (
-        ArgRule(3, PTRACE_O_SUSPEND_SECCOMP, "any_bit", (), errno.EPERM,
-                "PTRACE_SETOPTIONS with PTRACE_O_SUSPEND_SECCOMP: the tracee's syscalls "
+        ArgRule(3, abi.PTRACE_O_SUSPEND_SECCOMP, "any_bit", (), errno.EPERM,
+                "abi.PTRACE_SETOPTIONS with abi.PTRACE_O_SUSPEND_SECCOMP: the tracee's syscalls "
                 "would skip its filter (Linux refuses it to a tracer under seccomp, as "
-                "every workload process is; refused here too, with CAP_SYS_ADMIN)",
-                when=(0, _ALL, PTRACE_SETOPTIONS)),
-        ArgRule(3, PTRACE_O_SUSPEND_SECCOMP, "any_bit", (), errno.EPERM,
-                "PTRACE_SEIZE with PTRACE_O_SUSPEND_SECCOMP (as PTRACE_SETOPTIONS)",
-                when=(0, _ALL, PTRACE_SEIZE)),
-        ArgRule(0, _ALL, "in", (PTRACE_SECCOMP_GET_FILTER, PTRACE_SECCOMP_GET_METADATA),
+                "every workload process is; refused here too, with abi.CAP_SYS_ADMIN)",
+                when=(0, _ALL, abi.PTRACE_SETOPTIONS)),
+        ArgRule(3, abi.PTRACE_O_SUSPEND_SECCOMP, "any_bit", (), errno.EPERM,
+                "abi.PTRACE_SEIZE with abi.PTRACE_O_SUSPEND_SECCOMP (as abi.PTRACE_SETOPTIONS)",
+                when=(0, _ALL, abi.PTRACE_SEIZE)),
+        ArgRule(0, _ALL, "in", (abi.PTRACE_SECCOMP_GET_FILTER, abi.PTRACE_SECCOMP_GET_METADATA),
                 errno.EACCES,
-                "PTRACE_SECCOMP_GET_FILTER/GET_METADATA would show the filter's program; "
+                "abi.PTRACE_SECCOMP_GET_FILTER/GET_METADATA would show the filter's program; "
                 "Linux answers EACCES to a tracer under seccomp, as here"),
     ),
 }
@@ -224,28 +213,28 @@ ARG_RULES: dict[str, tuple[ArgRule, ...]] = {
 # profile; without it they fail with EPERM (Docker's default errno) before reaching the
 # kernel or the sentry.
 _PTRACE_ACCESS = ("acts on another process with ptrace access mode, which Linux grants "
-                  "to the same user without CAP_SYS_PTRACE")
-_NUMA = "NUMA memory policy of the host's nodes (Docker: CAP_SYS_NICE)"
+                  "to the same user without abi.CAP_SYS_PTRACE")
+_NUMA = "NUMA memory policy of the host's nodes (Docker: abi.CAP_SYS_NICE)"
 CAP_GATES: dict[str, CapGate] = {
-    "kcmp": CapGate(CAP_SYS_PTRACE, "compares another process's kernel objects: "
-                    + _PTRACE_ACCESS + " (Docker: CAP_SYS_PTRACE)"),
-    "pidfd_getfd": CapGate(CAP_SYS_PTRACE, "takes another process's descriptors: "
-                           + _PTRACE_ACCESS + " (Docker: CAP_SYS_PTRACE)"),
-    "process_madvise": CapGate(CAP_SYS_PTRACE, "advises on another process's memory: "
-                               + _PTRACE_ACCESS + " (Docker: CAP_SYS_PTRACE)"),
+    "kcmp": CapGate(abi.CAP_SYS_PTRACE, "compares another process's kernel objects: "
+                    + _PTRACE_ACCESS + " (Docker: abi.CAP_SYS_PTRACE)"),
+    "pidfd_getfd": CapGate(abi.CAP_SYS_PTRACE, "takes another process's descriptors: "
+                           + _PTRACE_ACCESS + " (Docker: abi.CAP_SYS_PTRACE)"),
+    "process_madvise": CapGate(abi.CAP_SYS_PTRACE, "advises on another process's memory: "
+                               + _PTRACE_ACCESS + " (Docker: abi.CAP_SYS_PTRACE)"),
     # Not process_vm_readv/writev: ptrace itself is let through (PEEKDATA/POKEDATA do
     # what they do), so a gate would protect nothing; Docker allows them on Linux >= 4.8.
     # Like ptrace they reach only the caller's own lineage (its Landlock domain).
-    "get_mempolicy": CapGate(CAP_SYS_NICE, _NUMA),
-    "mbind": CapGate(CAP_SYS_NICE, _NUMA),
-    "set_mempolicy": CapGate(CAP_SYS_NICE, _NUMA),
-    "set_mempolicy_home_node": CapGate(CAP_SYS_NICE, _NUMA),
-    # Emulated: the sentry checks CAP_SYS_ADMIN in the effective set as Linux does; the
+    "get_mempolicy": CapGate(abi.CAP_SYS_NICE, _NUMA),
+    "mbind": CapGate(abi.CAP_SYS_NICE, _NUMA),
+    "set_mempolicy": CapGate(abi.CAP_SYS_NICE, _NUMA),
+    "set_mempolicy_home_node": CapGate(abi.CAP_SYS_NICE, _NUMA),
+    # Emulated: the sentry checks abi.CAP_SYS_ADMIN in the effective set as Linux does; the
     # filter refuses first when the bounding set lacks it, as Docker's profile does.
-    "chroot": CapGate(CAP_SYS_CHROOT, "changes the caller's root inside the container "
-                      "(Docker: CAP_SYS_CHROOT; the kernel checks it too)"),
-    "sethostname": CapGate(CAP_SYS_ADMIN, "renames the sandbox (Docker: CAP_SYS_ADMIN)"),
-    "setdomainname": CapGate(CAP_SYS_ADMIN, "renames the sandbox (Docker: CAP_SYS_ADMIN)"),
+    "chroot": CapGate(abi.CAP_SYS_CHROOT, "changes the caller's root inside the container "
+                      "(Docker: abi.CAP_SYS_CHROOT; the kernel checks it too)"),
+    "sethostname": CapGate(abi.CAP_SYS_ADMIN, "renames the sandbox (Docker: abi.CAP_SYS_ADMIN)"),
+    "setdomainname": CapGate(abi.CAP_SYS_ADMIN, "renames the sandbox (Docker: abi.CAP_SYS_ADMIN)"),
 }
 
 # Why a call is denied where Docker's profile would allow it in some case.

@@ -21,10 +21,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, build_static
 
-from gofer import linux
 from runsc_py import launcher
+from syscalls import abi, host
 
-PR_SET_CHILD_SUBREAPER = 36
 IDLE = ["sh", "-c", "while :; do sleep 1; done"]
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -129,7 +128,7 @@ def subreaper():
     container's init ends only once every process of its PID namespace is reaped, also
     those re-parented here. Only processes of other sessions (the sentry's) are reaped
     meanwhile: the test's own subprocesses, in its session, are waited for by their Popen."""
-    linux.prctl(PR_SET_CHILD_SUBREAPER, 1)
+    host.prctl(abi.PR_SET_CHILD_SUBREAPER, 1)
     ours = os.getsid(0)
     stop = threading.Event()
 
@@ -150,7 +149,7 @@ def subreaper():
         stop.set()
         reaper.join()
         reap_zombies()
-        linux.prctl(PR_SET_CHILD_SUBREAPER, 0)
+        host.prctl(abi.PR_SET_CHILD_SUBREAPER, 0)
 
 
 # -- the fault matrix ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 The workload's filter (built from the same table as the seccomp platform's) returns
 SECCOMP_RET_TRACE for every call it lets through, emulated or passthrough; denied calls
 keep their errno in the filter. The sentry is the tracer of every workload thread
-(PTRACE_SEIZE with TRACESECCOMP, TRACECLONE/FORK/VFORK, TRACEEXEC, EXITKILL): at each
+(abi.PTRACE_SEIZE with TRACESECCOMP, TRACECLONE/FORK/VFORK, TRACEEXEC, EXITKILL): at each
 seccomp stop it reads the registers and hands a PtraceContext to dispatch(), like any
 platform. Answers are register writes: a value or an error skips the call (orig_rax -1,
 rax the result); passthrough resumes it unchanged, and the kernel runs it after
@@ -21,11 +21,11 @@ Why SECCOMP_RET_TRACE and not PTRACE_SYSEMU: measured on these VMs (bench/
 trap_mechanisms.py), an emulated getppid costs about the same either way (RET_TRACE
 22-27 us, SYSEMU 21-24 us per call from a Python tracer); but under SYSEMU the kernel
 never runs a call itself, so each passthrough call would have to be re-made by
-injection. With RET_TRACE a passthrough call is one stop and a PTRACE_CONT.
+injection. With RET_TRACE a passthrough call is one stop and a abi.PTRACE_CONT.
 
 Signals: a thread in a seccomp stop takes no signal until the sentry resumes it (as with
 the seccomp platform's WAIT_KILLABLE_RECV); SIGKILL still ends it. Signal-delivery stops
-are passed on with the signal; group stops are held with PTRACE_LISTEN, so SIGSTOP and
+are passed on with the signal; group stops are held with abi.PTRACE_LISTEN, so SIGSTOP and
 SIGCONT and shells' job control behave as without a tracer.
 """
 from __future__ import annotations
@@ -38,62 +38,38 @@ import os
 import select
 import signal
 import socket
-import struct
 from collections.abc import Callable
 
 from ptrace.binding import func as ptrace_func
 from ptrace.error import PtraceError
 
-from gofer import linux
 from sentry.platform import Platform, Watch
 from sentry.platform.dispatch import Tracer, dispatch
-from sentry.platform.seccomp import ERESTARTSYS
 from sentry.platform.seccomp import TRACE_MARKER_NR as MARKER_NR
 from sentry.platform.seccomp import TRACE_RESTART_COOKIE as RESTART_COOKIE
 from sentry.platform.seccomp import TRACE_RESTART_NR as RESTART_NR
+from syscalls import abi, host
 from syscalls.context import SyscallContext
 
 log = logging.getLogger("runsc-py.sentry")
 
 
-PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_LISTEN = 0x4206, 0x4207, 0x4208
-PTRACE_GETEVENTMSG = 0x4201
-PTRACE_GETSIGMASK, PTRACE_SETSIGMASK = 0x420A, 0x420B
 _ALL_SIGNALS = (1 << 64) - 1  # (the kernel leaves SIGKILL and SIGSTOP unblocked)
-_O_TRACESYSGOOD, _O_TRACEFORK, _O_TRACEVFORK, _O_TRACECLONE = 0x1, 0x2, 0x4, 0x8
-_O_TRACEEXEC, _O_TRACESECCOMP, _O_EXITKILL = 0x10, 0x80, 0x100000
-OPTIONS = (_O_TRACESYSGOOD | _O_TRACEFORK | _O_TRACEVFORK | _O_TRACECLONE | _O_TRACEEXEC
-           | _O_TRACESECCOMP | _O_EXITKILL)
-EVENT_FORK, EVENT_VFORK, EVENT_CLONE, EVENT_EXEC = 1, 2, 3, 4
-EVENT_SECCOMP, EVENT_STOP = 7, 128
+OPTIONS = (abi.PTRACE_O_TRACESYSGOOD | abi.PTRACE_O_TRACEFORK | abi.PTRACE_O_TRACEVFORK
+           | abi.PTRACE_O_TRACECLONE | abi.PTRACE_O_TRACEEXEC
+           | abi.PTRACE_O_TRACESECCOMP | abi.PTRACE_O_EXITKILL)
 _WALL = 0x40000000
 _SKIP = (1 << 64) - 1  # orig_rax -1: the kernel skips the call, rax is its result
+_NEW_TASK_EVENTS = (abi.PTRACE_EVENT_FORK, abi.PTRACE_EVENT_VFORK, abi.PTRACE_EVENT_CLONE)
 _EXECVE = {59, 322}  # execve, execveat
 _FAULTS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGSYS,
            signal.SIGTRAP}
 _STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 
-# struct seccomp_notif / _resp / _addfd, as the seccomp platform uses them.
-_NOTIF = struct.Struct("QIIiIQ6Q")
-_RESP = struct.Struct("QqiI")
-_ADDFD = struct.Struct("QIIII")
 
 
-def _iowr(nr: int, size: int) -> int:
-    return (3 << 30) | (size << 16) | (ord("!") << 8) | nr
 
 
-def _iow(nr: int, size: int) -> int:
-    return (1 << 30) | (size << 16) | (ord("!") << 8) | nr
-
-
-NOTIF_RECV = _iowr(0, _NOTIF.size)
-NOTIF_SEND = _iowr(1, _RESP.size)
-NOTIF_ADDFD = _iow(3, _ADDFD.size)
-ADDFD_FLAG_SEND = 2
-
-
-PTRACE_CONT, PTRACE_DETACH, PTRACE_SYSCALL = 7, 17, 24
 
 
 def _ptrace(request: int, pid: int, addr: int = 0, data: int = 0) -> int:
@@ -120,17 +96,17 @@ def _setregs(pid: int, regs) -> None:
 
 
 def _sigmask(pid: int, mask: int | None = None) -> int:
-    """The thread's blocked-signal mask (PTRACE_GETSIGMASK), or set it (SETSIGMASK)."""
+    """The thread's blocked-signal mask (abi.PTRACE_GETSIGMASK), or set it (SETSIGMASK)."""
     value = ctypes.c_uint64(mask or 0)
-    _ptrace(PTRACE_SETSIGMASK if mask is not None else PTRACE_GETSIGMASK, pid, 8,
+    _ptrace(abi.PTRACE_SETSIGMASK if mask is not None else abi.PTRACE_GETSIGMASK, pid, 8,
             ctypes.addressof(value))
     return value.value
 
 
 def _event_message(pid: int) -> int:
-    """PTRACE_GETEVENTMSG: the new thread's or process's TID at a clone/fork event."""
+    """abi.PTRACE_GETEVENTMSG: the new thread's or process's TID at a clone/fork event."""
     value = ctypes.c_ulong()
-    _ptrace(PTRACE_GETEVENTMSG, pid, 0, ctypes.addressof(value))
+    _ptrace(abi.PTRACE_GETEVENTMSG, pid, 0, ctypes.addressof(value))
     return value.value
 
 
@@ -166,9 +142,9 @@ class PtraceContext(SyscallContext):
             if trace_exit:
                 platform.exits[self.pid] = self
             if trace_exit or to_exit:
-                _ptrace(PTRACE_SYSCALL, self.pid)
+                _ptrace(abi.PTRACE_SYSCALL, self.pid)
             else:
-                _ptrace(PTRACE_CONT, self.pid)
+                _ptrace(abi.PTRACE_CONT, self.pid)
         except OSError as e:
             if e.errno != errno.ESRCH:
                 raise
@@ -182,9 +158,9 @@ class PtraceContext(SyscallContext):
     def fail(self, err: int) -> None:
         self.answered = True
         self.record(-err)
-        if err == ERESTARTSYS:
+        if err == abi.ERESTARTSYS:
             # A skipped call (orig_rax -1) is never restarted: the filter skips the
-            # restart call with ERESTARTSYS instead, and the call's number is put back
+            # restart call with abi.ERESTARTSYS instead, and the call's number is put back
             # at the signal's stop, before the kernel restarts it or says EINTR.
             if self.platform.stops.get(self.pid) == self.serial:
                 self.platform.restarts[self.pid] = (self.nr, self.regs.rdi)
@@ -244,7 +220,7 @@ class PtracePlatform(Platform):
         self.started: set[int] = set()  # tracees past their first execve (or forked after)
         self.serial = 0
         self.ending = False
-        self.listening: set[int] = set()  # tracees held in a group stop (PTRACE_LISTEN)
+        self.listening: set[int] = set()  # tracees held in a group stop (abi.PTRACE_LISTEN)
         kernel.task_state = self.task_state
         # SIGCHLD (a tracee stopped or ended) wakes the event loop through this pipe.
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -260,7 +236,7 @@ class PtracePlatform(Platform):
         if msg != b"attach":
             raise OSError(errno.ECHILD, msg.decode(errors="replace").removeprefix("error:")
                           or "the process failed to start in the sandbox")
-        _ptrace(PTRACE_SEIZE, pid, 0, OPTIONS)
+        _ptrace(abi.PTRACE_SEIZE, pid, 0, OPTIONS)
         self.tracees.add(pid)
         sock.send(b"go")
 
@@ -341,37 +317,37 @@ class PtracePlatform(Platform):
         self.listening.discard(pid)
         sig, event = os.WSTOPSIG(status), status >> 16
         try:
-            if pid in self.restarts and event != EVENT_SECCOMP:
+            if pid in self.restarts and event != abi.PTRACE_EVENT_SECCOMP:
                 self._unmark_restart(pid)
-            if event == EVENT_SECCOMP:
+            if event == abi.PTRACE_EVENT_SECCOMP:
                 self._syscall(pid)
             elif sig == signal.SIGTRAP | 0x80:
                 self._syscall_exit(pid)
-            elif event == EVENT_STOP:
-                # Under PTRACE_SEIZE a group stop is this event with the stop signal;
+            elif event == abi.PTRACE_EVENT_STOP:
+                # Under abi.PTRACE_SEIZE a group stop is this event with the stop signal;
                 # with SIGTRAP it is a new tracee's first stop or the wake after SIGCONT.
                 if sig in _STOP_SIGNALS:
-                    _ptrace(PTRACE_LISTEN, pid)  # stopped as without a tracer
+                    _ptrace(abi.PTRACE_LISTEN, pid)  # stopped as without a tracer
                     self.listening.add(pid)
                 else:
-                    _ptrace(PTRACE_CONT, pid)
+                    _ptrace(abi.PTRACE_CONT, pid)
             elif event:
-                if event == EVENT_EXEC:
+                if event == abi.PTRACE_EVENT_EXEC:
                     self.started.add(pid)
-                elif event in (EVENT_FORK, EVENT_VFORK, EVENT_CLONE) and pid in self.started:
+                elif event in _NEW_TASK_EVENTS and pid in self.started:
                     self.started.add(_event_message(pid))
                 # fork, vfork, clone, exec: go on (to the call's exit stop, if --strace
                 # waits for its result)
-                _ptrace(PTRACE_SYSCALL if pid in self.exits else PTRACE_CONT, pid)
+                _ptrace(abi.PTRACE_SYSCALL if pid in self.exits else abi.PTRACE_CONT, pid)
             elif sig in _FAULTS and self._init_dies_of(pid, sig):
                 # Linux lets a fault's default action end a namespace's init only when
                 # nothing traces it (force_sig_info keeps SIGNAL_UNKILLABLE for a
                 # tracee): the init would fault again and again. Untraced, it dies as
                 # it would without a tracer.
-                _ptrace(PTRACE_DETACH, pid, 0, sig)
+                _ptrace(abi.PTRACE_DETACH, pid, 0, sig)
                 self._gone(pid)
             else:
-                _ptrace(PTRACE_CONT, pid, 0, sig)  # a signal: delivered as it came
+                _ptrace(abi.PTRACE_CONT, pid, 0, sig)  # a signal: delivered as it came
         except OSError as e:
             if e.errno != errno.ESRCH:  # killed meanwhile: its exit comes next
                 raise
@@ -445,25 +421,26 @@ class PtracePlatform(Platform):
         mask = self.masks.pop(tid, None)
         if mask is not None:
             _sigmask(tid, mask)  # after a hand-over: the thread's own signal mask again
-        _ptrace(PTRACE_CONT, tid)
+        _ptrace(abi.PTRACE_CONT, tid)
 
     def _handover(self, notify_fd: int) -> None:
-        buf = bytearray(_NOTIF.size)
+        buf = bytearray(abi.SECCOMP_NOTIF.size)
         try:
-            fcntl.ioctl(notify_fd, NOTIF_RECV, buf, True)
+            fcntl.ioctl(notify_fd, abi.SECCOMP_IOCTL_NOTIF_RECV, buf, True)
         except OSError as e:
             if e.errno in (errno.ENOENT, errno.EINTR):
                 return
             raise
-        nid, tid = _NOTIF.unpack_from(buf)[:2]
+        nid, tid = abi.SECCOMP_NOTIF.unpack_from(buf)[:2]
         handover = self.handovers.pop(tid, None)
         if handover is None:  # the workload's own tuxcall
             _send(notify_fd, nid, -errno.ENOSYS)
             return
         fd, cloexec, ctx = handover
         try:
-            req = _ADDFD.pack(nid, ADDFD_FLAG_SEND, fd, 0, os.O_CLOEXEC if cloexec else 0)
-            ctx.record(linux.ioctl_value_unsignalled(notify_fd, NOTIF_ADDFD, req))
+            req = abi.SECCOMP_NOTIF_ADDFD.pack(nid, abi.SECCOMP_ADDFD_FLAG_SEND, fd, 0,
+                                               os.O_CLOEXEC if cloexec else 0)
+            ctx.record(host.ioctl_value_unsignalled(notify_fd, abi.SECCOMP_IOCTL_NOTIF_ADDFD, req))
         except OSError as e:
             if e.errno not in (errno.ENOENT, errno.EINPROGRESS):
                 ctx.record(-(e.errno or errno.EIO))
@@ -474,7 +451,8 @@ class PtracePlatform(Platform):
 
 def _send(notify_fd: int, nid: int, err: int) -> None:
     try:
-        fcntl.ioctl(notify_fd, NOTIF_SEND, _RESP.pack(nid, 0, err, 0))
+        fcntl.ioctl(notify_fd, abi.SECCOMP_IOCTL_NOTIF_SEND,
+                    abi.SECCOMP_NOTIF_RESP.pack(nid, 0, err, 0))
     except OSError as e:
         if e.errno != errno.ENOENT:
             raise

@@ -18,45 +18,25 @@ from collections.abc import Callable, Collection
 
 import pyseccomp
 
-from gofer import linux
 from sentry.platform import Platform, Watch
 from sentry.platform.dispatch import Tracer, dispatch
+from syscalls import abi, host
 from syscalls.context import SyscallContext
 from syscalls.table import TABLE, Kind
 
 log = logging.getLogger("runsc-py.sentry")
 
 
-def _iowr(nr: int, size: int) -> int:
-    return (3 << 30) | (size << 16) | (ord("!") << 8) | nr
-
-
-def _iow(nr: int, size: int) -> int:
-    return (1 << 30) | (size << 16) | (ord("!") << 8) | nr
-
-
-_NOTIF = struct.Struct("QIIiIQ6Q")      # struct seccomp_notif
-_RESP = struct.Struct("QqiI")           # struct seccomp_notif_resp
-_ADDFD = struct.Struct("QIIII")         # struct seccomp_notif_addfd
-NOTIF_RECV = _iowr(0, _NOTIF.size)
-NOTIF_SEND = _iowr(1, _RESP.size)
-NOTIF_ID_VALID = _iow(2, 8)
-NOTIF_ADDFD = _iow(3, _ADDFD.size)
-NOTIF_SET_FLAGS = _iow(4, 8)
-USER_NOTIF_FD_SYNC_WAKE_UP = 1
-RESP_FLAG_CONTINUE = 1
-ADDFD_FLAG_SEND = 2
 
 
 # The call the ptrace platform turns a trapped call into to hand the workload a
 # descriptor (tuxcall: ENOSYS on Linux x86_64; see sentry/platform/ptrace.py).
 TRACE_MARKER_NR = 184
 # And the one it turns a waiting call into when a signal must interrupt it: skipped with
-# ERESTARTSYS by the filter (its first argument the cookie), so the kernel applies
+# abi.ERESTARTSYS by the filter (its first argument the cookie), so the kernel applies
 # Linux's restart rules to it; the tracer puts the call's own number back at the
 # signal's stop (afs_syscall: ENOSYS on Linux).
 TRACE_RESTART_NR, TRACE_RESTART_COOKIE = 183, 0x5245535441525453
-ERESTARTSYS = 512
 
 
 def build_filter(no_new_privs: bool, bounding: Collection[int],
@@ -80,7 +60,7 @@ def build_filter(no_new_privs: bool, bounding: Collection[int],
         if sc.nr == trace_marker:
             f.add_rule(pyseccomp.NOTIFY, sc.nr)
         elif trace and sc.nr == TRACE_RESTART_NR:
-            f.add_rule(pyseccomp.ERRNO(ERESTARTSYS), sc.nr,
+            f.add_rule(pyseccomp.ERRNO(abi.ERESTARTSYS), sc.nr,
                        pyseccomp.Arg(0, pyseccomp.EQ, TRACE_RESTART_COOKIE))
         elif sc.cap_gate is not None and sc.cap_gate.cap not in bounding:
             f.add_rule(pyseccomp.ERRNO(errno.EPERM), sc.nr)
@@ -101,8 +81,6 @@ def build_filter(no_new_privs: bool, bounding: Collection[int],
 _LD_ABS, _AND_K, _JA, _JEQ_K, _JSET_K, _RET_K = 0x20, 0x54, 0x05, 0x15, 0x45, 0x06
 _AUDIT_ARCH_X86_64 = 0xC000003E
 RET_ALLOW, RET_ERRNO = 0x7FFF0000, 0x00050000
-_SECCOMP_SET_MODE_FILTER = 1
-_SYS_SECCOMP = 317
 
 
 def _arg_offsets(arg: int) -> tuple[int, int]:
@@ -238,17 +216,15 @@ class _SockFprog(ctypes.Structure):
 def _load_program(prog: list[tuple[int, int, int, int]]) -> None:
     insns = (_SockFilter * len(prog))(*(_SockFilter(*i) for i in prog))
     fprog = _SockFprog(len(prog), insns)
-    linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(fprog))
+    host.syscall(abi.NR_SECCOMP, abi.SECCOMP_SET_MODE_FILTER, 0, ctypes.byref(fprog))
 
 
-_FILTER_FLAG_NEW_LISTENER = 1 << 3
 # Linux 5.19+: once the sentry has received a notification, the thread waits for the
 # answer killable, not interruptible. A caught signal (the gofer's own change firing a
 # dnotify SIGIO, a timer, SIGCHLD) is then delivered after the answer, as Linux delivers
 # it after a chmod or rename; without it the wait ends, the call returns EINTR (or is
 # restarted) although the sentry completed it. Calls that do wait (a FIFO open) are
 # interrupted by the sentry itself (SyscallContext.interrupt).
-_FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
 
 
 def _export_bpf(f: pyseccomp.SyscallFilter) -> bytes:
@@ -272,14 +248,16 @@ def _load_listener(bpf: bytes, killable: bool) -> int:
     fprog = _SockFprog(n, insns)
     if killable:
         try:
-            return linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER,
-                                 _FILTER_FLAG_NEW_LISTENER | _FILTER_FLAG_WAIT_KILLABLE_RECV,
+            return host.syscall(abi.NR_SECCOMP, abi.SECCOMP_SET_MODE_FILTER,
+                                 abi.SECCOMP_FILTER_FLAG_NEW_LISTENER
+                                 | abi.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
                                  ctypes.byref(fprog))
         except OSError as e:
             if e.errno != errno.EINVAL:
                 raise
     # Before 5.19: interruptible waits (emulated calls may then end with EINTR).
-    return linux.syscall(_SYS_SECCOMP, _SECCOMP_SET_MODE_FILTER, _FILTER_FLAG_NEW_LISTENER,
+    return host.syscall(abi.NR_SECCOMP, abi.SECCOMP_SET_MODE_FILTER,
+                        abi.SECCOMP_FILTER_FLAG_NEW_LISTENER,
                          ctypes.byref(fprog))
 
 
@@ -292,7 +270,7 @@ def install_filter(no_new_privs: bool, bounding: Collection[int], killable: bool
     f = build_filter(no_new_privs, bounding, trace_marker)
     bpf = _export_bpf(f)
     if no_new_privs:  # what seccomp_load does for CTL_NNP
-        linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+        host.prctl(abi.PR_SET_NO_NEW_PRIVS, 1)
     # Without no_new_privs the caller is still root (CAP_SYS_ADMIN), which loading needs.
     fd = _load_listener(bpf, killable)
     _load_program(arg_rules_program())
@@ -303,7 +281,7 @@ class SeccompContext(SyscallContext):
     __slots__ = ("notify_fd", "id", "pid", "nr", "args", "kernel", "answered", "_status")
 
     def __init__(self, notify_fd: int, kernel: object, raw: bytes) -> None:
-        nid, pid, _flags, nr, _arch, _ip, *args = _NOTIF.unpack(raw)
+        nid, pid, _flags, nr, _arch, _ip, *args = abi.SECCOMP_NOTIF.unpack(raw)
         self.notify_fd, self.kernel = notify_fd, kernel
         self.id, self.pid, self.nr, self.args = nid, pid, nr, tuple(args)
         self.answered = False
@@ -311,7 +289,7 @@ class SeccompContext(SyscallContext):
 
     def valid(self) -> bool:
         try:
-            fcntl.ioctl(self.notify_fd, NOTIF_ID_VALID, struct.pack("Q", self.id))
+            fcntl.ioctl(self.notify_fd, abi.SECCOMP_IOCTL_NOTIF_ID_VALID, struct.pack("Q", self.id))
         except OSError:
             return False
         return True
@@ -320,7 +298,8 @@ class SeccompContext(SyscallContext):
         self.answered = True
         self.record(None if flags else err or val)
         try:
-            fcntl.ioctl(self.notify_fd, NOTIF_SEND, _RESP.pack(self.id, val, err, flags))
+            fcntl.ioctl(self.notify_fd, abi.SECCOMP_IOCTL_NOTIF_SEND,
+                        abi.SECCOMP_NOTIF_RESP.pack(self.id, val, err, flags))
         except OSError as e:
             if e.errno != errno.ENOENT:  # ENOENT: the thread is gone or was interrupted
                 raise
@@ -332,13 +311,15 @@ class SeccompContext(SyscallContext):
         self._send(0, -err, 0)
 
     def passthrough(self) -> None:
-        self._send(0, 0, RESP_FLAG_CONTINUE)
+        self._send(0, 0, abi.SECCOMP_USER_NOTIF_FLAG_CONTINUE)
 
     def install_fd(self, fd: int, cloexec: bool) -> None:
-        req = _ADDFD.pack(self.id, ADDFD_FLAG_SEND, fd, 0, os.O_CLOEXEC if cloexec else 0)
+        req = abi.SECCOMP_NOTIF_ADDFD.pack(self.id, abi.SECCOMP_ADDFD_FLAG_SEND, fd, 0,
+                                           os.O_CLOEXEC if cloexec else 0)
         try:
-            # With ADDFD_FLAG_SEND the install is the answer: the number it gives.
-            self.record(linux.ioctl_value_unsignalled(self.notify_fd, NOTIF_ADDFD, req))
+            # With abi.SECCOMP_ADDFD_FLAG_SEND the install is the answer: the number it gives.
+            self.record(host.ioctl_value_unsignalled(self.notify_fd,
+                                                     abi.SECCOMP_IOCTL_NOTIF_ADDFD, req))
         except OSError as e:
             if e.errno not in (errno.ENOENT, errno.EINPROGRESS):
                 raise  # not answered: the caller fails the syscall with this errno
@@ -354,13 +335,14 @@ class SeccompPlatform(Platform):
     def __init__(self, kernel: object, watch: Watch, unwatch: Callable[[int], None],
                  tracer: Tracer | None = None) -> None:
         super().__init__(kernel, watch, unwatch, tracer)
-        self._buf = bytearray(_NOTIF.size)
+        self._buf = bytearray(abi.SECCOMP_NOTIF.size)
 
     def add_process(self, notify_fd: int) -> None:
         try:
             # Linux 6.6+ (made for gVisor): the answer wakes the workload on this CPU.
             # The flags are the ioctl's argument itself, not a pointer to them.
-            fcntl.ioctl(notify_fd, NOTIF_SET_FLAGS, USER_NOTIF_FD_SYNC_WAKE_UP)
+            fcntl.ioctl(notify_fd, abi.SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+                        abi.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
         except OSError as e:
             log.debug("seccomp notification sync wake-up unavailable: %s", e)
 
@@ -378,9 +360,9 @@ class SeccompPlatform(Platform):
 
     def handle_one(self, notify_fd: int) -> None:
         buf = self._buf
-        buf[:] = bytes(_NOTIF.size)
+        buf[:] = bytes(abi.SECCOMP_NOTIF.size)
         try:
-            fcntl.ioctl(notify_fd, NOTIF_RECV, buf, True)
+            fcntl.ioctl(notify_fd, abi.SECCOMP_IOCTL_NOTIF_RECV, buf, True)
         except OSError as e:
             if e.errno in (errno.ENOENT, errno.EINTR):
                 return

@@ -1,7 +1,5 @@
-"""Thin ctypes wrappers for the Linux calls Python's os module lacks.
-
-Shared by every layer (gofer server, sentry, CLI); it imports nothing of the project.
-"""
+"""ctypes wrappers for the Linux calls Python's os module lacks (constants: syscalls/
+abi.py). Imported by every layer; it imports nothing of the project but abi."""
 from __future__ import annotations
 
 import ctypes
@@ -10,112 +8,11 @@ import os
 import signal
 import struct
 
+from syscalls import abi
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _ALL_SIGNALS = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
 _libc.syscall.restype = ctypes.c_long
-
-# x86_64 syscall numbers used directly (no glibc wrapper in Debian 12 for some).
-NR_PIVOT_ROOT = 155
-NR_CAPGET = 125
-NR_CAPSET = 126
-NR_OPENAT2 = 437
-NR_MOUNT_SETATTR = 442
-NR_FCHMODAT2 = 452
-NR_PROCESS_VM_READV = 310
-NR_PROCESS_VM_WRITEV = 311
-NR_STATX = 332
-NR_NEWFSTATAT = 262
-NR_STATFS = 137
-NR_FSTATFS = 138
-NR_UTIMENSAT = 280
-NR_RENAMEAT2 = 316
-NR_FACCESSAT2 = 439
-NR_LINKAT = 265
-NR_FCHOWNAT = 260
-NR_PIDFD_GETFD = 438
-NR_OPEN_TREE = 428
-NR_SETXATTRAT, NR_GETXATTRAT, NR_LISTXATTRAT, NR_REMOVEXATTRAT = 463, 464, 465, 466
-OPEN_TREE_CLONE = 1
-NR_FSOPEN = 430
-NR_FSCONFIG = 431
-NR_FSMOUNT = 432
-FSOPEN_CLOEXEC = 1
-FSCONFIG_SET_STRING = 1
-FSCONFIG_CMD_CREATE = 6
-FSMOUNT_CLOEXEC = 1
-MOUNT_ATTR_NOSUID = 0x2
-MOUNT_ATTR_NODEV = 0x4
-MOUNT_ATTR_NOEXEC = 0x8
-PIDFD_THREAD = os.O_EXCL  # a pidfd naming one thread, not its thread group (Linux 6.9)
-
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWTIME = 0x00000080
-
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_SYNCHRONOUS = 16
-MS_REMOUNT = 32
-MS_MANDLOCK = 64
-MS_DIRSYNC = 128
-MS_NOATIME = 1024
-MS_NODIRATIME = 2048
-MS_BIND = 4096
-MS_MOVE = 8192
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
-MS_RELATIME = 1 << 21
-MS_STRICTATIME = 1 << 24
-MNT_DETACH = 2
-
-RESOLVE_NO_XDEV = 0x01
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_NO_SYMLINKS = 0x04
-RESOLVE_BENEATH = 0x08
-RESOLVE_IN_ROOT = 0x10
-RESOLVE_CACHED = 0x20
-
-AT_FDCWD = -100
-AT_SYMLINK_NOFOLLOW = 0x100
-AT_REMOVEDIR = 0x200
-AT_EACCESS = 0x200
-AT_SYMLINK_FOLLOW = 0x400
-AT_EMPTY_PATH = 0x1000
-AT_RECURSIVE = 0x8000
-MOUNT_ATTR_RDONLY = 0x1
-
-PR_SET_PDEATHSIG = 1
-PR_CAPBSET_READ = 23
-PR_SET_KEEPCAPS = 8
-PR_CAPBSET_DROP = 24
-PR_SET_NO_NEW_PRIVS = 38
-PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_RAISE = 2
-PR_CAP_AMBIENT_CLEAR_ALL = 4
-
-
-# Capability numbers (linux/capability.h).
-CAP_CHOWN = 0
-CAP_DAC_OVERRIDE = 1
-CAP_DAC_READ_SEARCH = 2
-CAP_FOWNER = 3
-CAP_FSETID = 4
-CAP_KILL = 5
-CAP_SETGID = 6
-CAP_SETUID = 7
-CAP_SETPCAP = 8
-CAP_SYS_CHROOT = 18
-CAP_SYS_PTRACE = 19
-CAP_SYS_ADMIN = 21
-CAP_MKNOD = 27
-CAP_SETFCAP = 31
 
 
 def _check(ret: int) -> int:
@@ -183,18 +80,18 @@ def umount2(target: str, flags: int = 0) -> None:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    syscall(NR_PIVOT_ROOT, _path(new_root), _path(put_old))
+    syscall(abi.NR_PIVOT_ROOT, _path(new_root), _path(put_old))
 
 
 def mount_setattr_readonly(path: str, recursive: bool = True) -> None:
-    attr = struct.pack("QQQQ", MOUNT_ATTR_RDONLY, 0, 0, 0)
-    syscall(NR_MOUNT_SETATTR, AT_FDCWD, _path(path), AT_RECURSIVE if recursive else 0,
+    attr = struct.pack("QQQQ", abi.MOUNT_ATTR_RDONLY, 0, 0, 0)
+    syscall(abi.NR_MOUNT_SETATTR, abi.AT_FDCWD, _path(path), abi.AT_RECURSIVE if recursive else 0,
             ctypes.create_string_buffer(attr, len(attr)), len(attr))
 
 
 def open_tree_clone(path: str) -> int:
     """A detached copy of the mount at path (a descriptor; reachable by no path)."""
-    return syscall(NR_OPEN_TREE, AT_FDCWD, _path(path), OPEN_TREE_CLONE | os.O_CLOEXEC)
+    return syscall(abi.NR_OPEN_TREE, abi.AT_FDCWD, _path(path), abi.OPEN_TREE_CLONE | os.O_CLOEXEC)
 
 
 # The gofer's hot calls (openat2 and newfstatat, once or twice per request) go through
@@ -216,11 +113,11 @@ def openat2(dirfd: int, path: str | bytes, flags: int, mode: int = 0,
             resolve: int = 0) -> int:
     struct.pack_into("QQQ", _how, 0, flags, mode, resolve)
     raw = _path(path)
-    # With RESOLVE_IN_ROOT or RESOLVE_BENEATH, a `..` walk says EAGAIN when a rename or
+    # With abi.RESOLVE_IN_ROOT or abi.RESOLVE_BENEATH, a `..` walk says EAGAIN when a rename or
     # mount anywhere on the machine raced with it: the kernel asks for a retry. (With
-    # RESOLVE_CACHED, EAGAIN is the answer itself.)
-    for _ in range(100 if not resolve & RESOLVE_CACHED else 1):
-        ret = _openat2_call(NR_OPENAT2, dirfd, raw, _how, 24)
+    # abi.RESOLVE_CACHED, EAGAIN is the answer itself.)
+    for _ in range(100 if not resolve & abi.RESOLVE_CACHED else 1):
+        ret = _openat2_call(abi.NR_OPENAT2, dirfd, raw, _how, 24)
         if ret >= 0 or ctypes.get_errno() != errno.EAGAIN:
             break
     return _check(ret)
@@ -286,45 +183,46 @@ def process_vm_write(pid: int, addr: int, data: bytes) -> int:
 
 def fstatat_raw(dirfd: int, path: str | bytes, flags: int) -> bytes:
     """The kernel's struct stat (x86_64, 144 bytes) exactly as newfstatat fills it."""
-    _check(_fstatat_call(NR_NEWFSTATAT, dirfd, _path(path), _stat_buf, flags))
+    _check(_fstatat_call(abi.NR_NEWFSTATAT, dirfd, _path(path), _stat_buf, flags))
     return _stat_buf.raw
 
 
 def statx_raw(dirfd: int, path: str | bytes, flags: int, mask: int) -> bytes:
     """The kernel's struct statx (256 bytes) exactly as statx fills it."""
     buf = ctypes.create_string_buffer(256)
-    syscall(NR_STATX, dirfd, _path(path), flags, mask, buf)
+    syscall(abi.NR_STATX, dirfd, _path(path), flags, mask, buf)
     return buf.raw
 
 
 def fstatfs_raw(fd: int) -> bytes:
     buf = ctypes.create_string_buffer(120)
-    syscall(NR_FSTATFS, fd, buf)
+    syscall(abi.NR_FSTATFS, fd, buf)
     return buf.raw
 
 
 def fchmodat2(dirfd: int, path: str | bytes, mode: int, flags: int) -> None:
-    syscall(NR_FCHMODAT2, dirfd, _path(path), mode, flags)
+    syscall(abi.NR_FCHMODAT2, dirfd, _path(path), mode, flags)
 
 
 def utimensat(dirfd: int, path: str | bytes, times: bytes | None, flags: int) -> None:
     tbuf = ctypes.create_string_buffer(times, len(times)) if times is not None else None
-    syscall(NR_UTIMENSAT, dirfd, _path(path), tbuf, flags)
+    syscall(abi.NR_UTIMENSAT, dirfd, _path(path), tbuf, flags)
 
 
 def renameat2(olddirfd: int, old: str | bytes, newdirfd: int, new: str | bytes,
               flags: int) -> None:
-    syscall(NR_RENAMEAT2, olddirfd, _path(old), newdirfd, _path(new), flags)
+    syscall(abi.NR_RENAMEAT2, olddirfd, _path(old), newdirfd, _path(new), flags)
 
 
 def faccess_fd(fd: int, mode: int, effective: bool) -> None:
     """access(2) on what fd names (an O_PATH descriptor will do)."""
-    syscall(NR_FACCESSAT2, fd, b"", mode, AT_EMPTY_PATH | (AT_EACCESS if effective else 0))
+    flags = abi.AT_EMPTY_PATH | (abi.AT_EACCESS if effective else 0)
+    syscall(abi.NR_FACCESSAT2, fd, b"", mode, flags)
 
 
 def pidfd_getfd(pidfd: int, fd: int) -> int:
     """A copy of another process's descriptor fd: the same open file (close-on-exec)."""
-    return syscall(NR_PIDFD_GETFD, pidfd, fd, 0)
+    return syscall(abi.NR_PIDFD_GETFD, pidfd, fd, 0)
 
 
 def sched_getcpu() -> int:
@@ -338,7 +236,7 @@ def capget() -> tuple[int, int, int]:
     """(effective, permitted, inheritable) capability masks of the calling thread."""
     header = ctypes.create_string_buffer(struct.pack("Ii", _CAP_VERSION_3, 0), 8)
     data = ctypes.create_string_buffer(24)
-    syscall(NR_CAPGET, header, data)
+    syscall(abi.NR_CAPGET, header, data)
     e0, p0, i0, e1, p1, i1 = struct.unpack("6I", data.raw)
     return e0 | e1 << 32, p0 | p1 << 32, i0 | i1 << 32
 
@@ -348,39 +246,39 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     data = struct.pack("6I", effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF,
                        inheritable & 0xFFFFFFFF, effective >> 32, permitted >> 32,
                        inheritable >> 32)
-    syscall(NR_CAPSET, ctypes.create_string_buffer(header, 8),
+    syscall(abi.NR_CAPSET, ctypes.create_string_buffer(header, 8),
             ctypes.create_string_buffer(data, 24))
 
 
 def drop_capabilities(keep: int) -> None:
     """Keep only the capabilities in mask keep: the bounding set (this thread's, so call
     it while the process has one thread), then permitted and effective; no inheritable or
-    ambient ones. Needs CAP_SETPCAP until the bounding set is done."""
+    ambient ones. Needs abi.CAP_SETPCAP until the bounding set is done."""
     cap = 0
     while True:
         try:
-            prctl(PR_CAPBSET_READ, cap)
+            prctl(abi.PR_CAPBSET_READ, cap)
         except OSError:
             break  # past the kernel's last capability
-        if not keep >> cap & 1 and cap != CAP_SETPCAP:
-            prctl(PR_CAPBSET_DROP, cap)
+        if not keep >> cap & 1 and cap != abi.CAP_SETPCAP:
+            prctl(abi.PR_CAPBSET_DROP, cap)
         cap += 1
-    if not keep >> CAP_SETPCAP & 1:
-        prctl(PR_CAPBSET_DROP, CAP_SETPCAP)  # last: the drops above needed it
-    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+    if not keep >> abi.CAP_SETPCAP & 1:
+        prctl(abi.PR_CAPBSET_DROP, abi.CAP_SETPCAP)  # last: the drops above needed it
+    prctl(abi.PR_CAP_AMBIENT, abi.PR_CAP_AMBIENT_CLEAR_ALL)
     capset(keep, keep, 0)
 
 
 def mount_proc_detached(options: str) -> int:
     """A procfs of the caller's PID namespace, mounted nowhere: a descriptor of its root
     (fsopen/fsmount), reachable by no path."""
-    fs = syscall(NR_FSOPEN, b"proc", FSOPEN_CLOEXEC)
+    fs = syscall(abi.NR_FSOPEN, b"proc", abi.FSOPEN_CLOEXEC)
     try:
         for opt in filter(None, options.split(",")):
             key, _, value = opt.partition("=")
-            syscall(NR_FSCONFIG, fs, FSCONFIG_SET_STRING, key.encode(), value.encode(), 0)
-        syscall(NR_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0)
-        return syscall(NR_FSMOUNT, fs, FSMOUNT_CLOEXEC,
-                       MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)
+            syscall(abi.NR_FSCONFIG, fs, abi.FSCONFIG_SET_STRING, key.encode(), value.encode(), 0)
+        syscall(abi.NR_FSCONFIG, fs, abi.FSCONFIG_CMD_CREATE, None, None, 0)
+        return syscall(abi.NR_FSMOUNT, fs, abi.FSMOUNT_CLOEXEC,
+                       abi.MOUNT_ATTR_NOSUID | abi.MOUNT_ATTR_NODEV | abi.MOUNT_ATTR_NOEXEC)
     finally:
         os.close(fs)
