@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 from gofer.mounts import parse_options  # the option table the gofer mounts with
 from syscalls.context import SyscallContext, TargetGone
+from syscalls.sys_sysinfo import FILESYSTEMS
 
 _STATUS_PID_FIELDS = {"Tgid", "Pid", "PPid", "TracerPid"}
-_FILESYSTEMS = "".join(f"nodev\t{fs}\n" for fs in (
-    "sysfs", "tmpfs", "proc", "devpts", "mqueue", "overlay", "9p")) + "\text4\n"
+_FILESYSTEMS = "".join(f"{'nodev' if nodev else ''}\t{fs}\n" for fs, nodev in FILESYSTEMS)
 # Per process (and per task): file name -> mode. Content is rendered from the host's file
 # of the same name unless a renderer below says otherwise.
 _PID_FILES = {"stat": 0o444, "status": 0o444, "statm": 0o444, "cmdline": 0o444,

@@ -31,7 +31,7 @@ ARG_TYPES: dict[str, str] = {
     "statfs": "pp",
     "execve": "ppp", "execveat": "ipppi",
     "uname": "p", "sethostname": "pi", "setdomainname": "pi",
-    "sysinfo": "p", "sched_getaffinity": "iup",
+    "sysinfo": "p", "sched_getaffinity": "iup", "sysfs": "ill",
     "adjtimex": "p", "clock_adjtime": "ip", "settimeofday": "pp",
 }
 

@@ -1,4 +1,5 @@
-"""sysinfo(2) and sched_getaffinity(2): memory and CPUs as the container's limits size them."""
+"""sysinfo(2) and sched_getaffinity(2): memory and CPUs as the container's limits size them;
+sysfs(2): the filesystem types /proc/filesystems shows."""
 from __future__ import annotations
 
 import ctypes
@@ -8,6 +9,12 @@ import struct
 
 from syscalls import abi
 from syscalls.context import SyscallContext
+
+# The filesystem types the sandbox shows (/proc/filesystems and sysfs(2) alike), in the
+# order Linux registers them, and whether each needs no device.
+FILESYSTEMS: tuple[tuple[str, bool], ...] = (
+    ("sysfs", True), ("tmpfs", True), ("proc", True), ("devpts", True), ("mqueue", True),
+    ("overlay", True), ("9p", True), ("ext4", False))
 
 # struct sysinfo on x86_64 (112 bytes)
 _SYSINFO = struct.Struct("=q3Q6QH6x2QI4x")
@@ -50,3 +57,25 @@ def sched_getaffinity(ctx: SyscallContext) -> None:
     n = ctx.kernel.cpu_count()
     ctx.write(addr, ((1 << n) - 1).to_bytes(nbytes, "little"))
     ctx.reply(nbytes)
+
+
+def sysfs(ctx: SyscallContext) -> int:
+    """sysfs(2) over FILESYSTEMS, as fs/filesystems.c answers: 1 name -> index, 2 index
+    -> name (with its NUL), 3 -> how many; EINVAL for anything else or not found. The
+    host's own list is never shown (the host kernel's configuration)."""
+    option, arg1, arg2 = ctx.args[0], ctx.args[1], ctx.args[2]
+    names = [name for name, _ in FILESYSTEMS]
+    if option == 1:
+        name = ctx.read_cstring(arg1).decode(errors="replace")
+        if name not in names:
+            raise OSError(errno.EINVAL, "no such filesystem type")
+        return names.index(name)
+    if option == 2:
+        index = arg1 & 0xFFFFFFFF  # an unsigned int to the kernel
+        if index >= len(names):
+            raise OSError(errno.EINVAL, "no such index")
+        ctx.write(arg2, names[index].encode() + b"\0")
+        return 0
+    if option == 3:
+        return len(names)
+    raise OSError(errno.EINVAL, "bad option")

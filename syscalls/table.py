@@ -140,6 +140,7 @@ EMULATE: dict[str, Callable] = {
     "uname": sys_identity.uname, "sethostname": sys_identity.sethostname,
     "setdomainname": sys_identity.setdomainname,
     "sysinfo": sys_sysinfo.sysinfo, "sched_getaffinity": sys_sysinfo.sched_getaffinity,
+    "sysfs": sys_sysinfo.sysfs,
     # Reads of the clock's state and Linux's argument checks; no change is ever made.
     "adjtimex": sys_time.adjtimex, "clock_adjtime": sys_time.clock_adjtime,
     "settimeofday": sys_time.settimeofday,
@@ -155,7 +156,7 @@ DENY: dict[str, int] = {
         open_by_handle_at fanotify_init fanotify_mark userfaultfd open_tree move_mount
         fsopen fsconfig fsmount fspick mount_setattr lookup_dcookie modify_ldt
         _sysctl nfsservctl migrate_pages move_pages""".split(), errno.EPERM),
-    **dict.fromkeys("""uselib ustat sysfs get_kernel_syms query_module getpmsg putpmsg
+    **dict.fromkeys("""uselib ustat get_kernel_syms query_module getpmsg putpmsg
         afs_syscall tuxcall security vserver epoll_ctl_old epoll_wait_old io_uring_setup
         io_uring_enter io_uring_register clone3""".split(), errno.ENOSYS),
     "name_to_handle_at": errno.EOPNOTSUPP,

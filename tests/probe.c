@@ -129,6 +129,15 @@ static int run(char **a, int n) {
         for (ssize_t i = 0; i < n; i++) printf("%02x", buf[i]);
         printf("\n"); return 1;
     }
+    if (!strcmp(op, "sysfs_count")) { result(op, syscall(SYS_sysfs, 3)); return 0; }
+    if (!strcmp(op, "sysfs_index")) { NEED(1) result(op, syscall(SYS_sysfs, 1, a[1])); return 1; }
+    if (!strcmp(op, "sysfs_name")) {  /* the name at index a[1] (option 2) */
+        NEED(1) char name[256] = {0};
+        long r = syscall(SYS_sysfs, 2, atol(a[1]), name);
+        if (r < 0) result(op, r); else printf("%s: %s\n", op, name);
+        return 1;
+    }
+    if (!strcmp(op, "sysfs_option")) { NEED(1) result(op, syscall(SYS_sysfs, atoi(a[1]), 0, 0)); return 1; }
     if (!strcmp(op, "fsize")) {  /* RLIMIT_FSIZE, soft and hard */
         NEED(1) struct rlimit rl = {atol(a[1]), atol(a[1])};
         result(op, setrlimit(RLIMIT_FSIZE, &rl)); return 1;

@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+from conftest import probe_lines
 
 FILES = ("status", "stat", "statm", "cmdline", "environ", "comm", "maps", "limits")
 
@@ -172,3 +173,26 @@ def test_nothing_under_proc_leads_to_the_host(runsc, make_bundle, tmp_path):
     assert "host secret" not in r.stdout
     assert "bin" in r.stdout.split() and r.stdout.split()[-1] == "/"
     assert os.path.exists(secret)
+
+
+def test_sysfs_lists_the_filesystems_proc_shows(runsc, runc, make_bundle):
+    """sysfs(2) agrees with /proc/filesystems inside the container, as on Linux (checked
+    under runc too, against the host's list): index -> name, name -> index, the count;
+    EINVAL for an unknown name, an index past the end and an unknown option."""
+    ops = ["sysfs_count"] + [w for i in range(40) for w in ("sysfs_name", str(i))]
+    ops += ["sysfs_index", "no-such-fs", "sysfs_option", "0", "sysfs_option", "4"]
+    bundle = make_bundle("sh", "-c", "cat /proc/filesystems; probe " + " ".join(ops))
+    for result in (runsc.run(bundle), runc(bundle)):
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        listed = [line.split("\t")[1] for line in lines if "\t" in line]
+        got = probe_lines("\n".join(line for line in lines if "\t" not in line))
+        assert got["sysfs_count"] == [str(len(listed))]
+        assert got["sysfs_name"][:len(listed)] == listed
+        assert got["sysfs_name"][len(listed)] == "EINVAL"
+        assert got["sysfs_index"] == ["EINVAL"]
+        assert got["sysfs_option"] == ["EINVAL", "EINVAL"]
+    names = " ".join(f"sysfs_index {n}" for n in listed[:3])
+    bundle = make_bundle("probe", *names.split())
+    assert probe_lines(runsc.run(bundle).stdout)["sysfs_index"] == ["0", "1", "2"]
+
