@@ -171,10 +171,10 @@ class SyscallContext(abc.ABC):
         status = self.status()
         return int(status["Uid"].split()[0]), int(status["Gid"].split()[0])
 
-    def file_size_limit(self) -> int | None:
-        """The calling thread's RLIMIT_FSIZE soft limit in bytes (None: unlimited)."""
+    def _proc_file(self, name: str) -> bytes:
+        """/proc/TID/name of the caller, trusted only once validate() has followed it."""
         try:
-            fd = os.open(f"/proc/{self.pid}/limits", os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(f"/proc/{self.pid}/{name}", os.O_RDONLY | os.O_CLOEXEC)
             try:
                 raw = os.read(fd, 8192)
             finally:
@@ -182,6 +182,11 @@ class SyscallContext(abc.ABC):
         except OSError:
             raise TargetGone() from None
         self.validate()
+        return raw
+
+    def file_size_limit(self) -> int | None:
+        """The calling thread's RLIMIT_FSIZE soft limit in bytes (None: unlimited)."""
+        raw = self._proc_file("limits")
         for line in raw.splitlines():
             if line.startswith(b"Max file size"):
                 soft = line[len(b"Max file size"):].split()[0]
@@ -192,16 +197,7 @@ class SyscallContext(abc.ABC):
         """The fields of /proc/TID/status this handler asked for, read once per syscall."""
         cached = getattr(self, "_status", None)
         if cached is None:
-            try:
-                fd = os.open(f"/proc/{self.pid}/status", os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    raw = os.read(fd, 8192)
-                finally:
-                    os.close(fd)
-            except OSError:
-                raise TargetGone() from None
-            self.validate()
-            cached = _status_fields(raw)
+            cached = _status_fields(self._proc_file("status"))
             self._status = cached
         return cached
 

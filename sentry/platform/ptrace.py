@@ -48,6 +48,7 @@ from sentry.platform.dispatch import Tracer, dispatch
 from sentry.platform.seccomp import TRACE_MARKER_NR as MARKER_NR
 from sentry.platform.seccomp import TRACE_RESTART_COOKIE as RESTART_COOKIE
 from sentry.platform.seccomp import TRACE_RESTART_NR as RESTART_NR
+from sentry.platform.seccomp import receive
 from syscalls import abi, host
 from syscalls.context import SyscallContext
 
@@ -425,12 +426,8 @@ class PtracePlatform(Platform):
 
     def _handover(self, notify_fd: int) -> None:
         buf = bytearray(abi.SECCOMP_NOTIF.size)
-        try:
-            fcntl.ioctl(notify_fd, abi.SECCOMP_IOCTL_NOTIF_RECV, buf, True)
-        except OSError as e:
-            if e.errno in (errno.ENOENT, errno.EINTR):
-                return
-            raise
+        if not receive(notify_fd, buf):
+            return
         nid, tid = abi.SECCOMP_NOTIF.unpack_from(buf)[:2]
         handover = self.handovers.pop(tid, None)
         if handover is None:  # the workload's own tuxcall

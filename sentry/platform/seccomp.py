@@ -277,6 +277,19 @@ def install_filter(no_new_privs: bool, bounding: Collection[int], killable: bool
     return fd
 
 
+def receive(notify_fd: int, buf: bytearray) -> bool:
+    """SECCOMP_IOCTL_NOTIF_RECV into buf; False if the notification went meanwhile (its
+    thread was interrupted or died) or a signal came first."""
+    buf[:] = bytes(abi.SECCOMP_NOTIF.size)
+    try:
+        fcntl.ioctl(notify_fd, abi.SECCOMP_IOCTL_NOTIF_RECV, buf, True)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.EINTR):
+            return False
+        raise
+    return True
+
+
 class SeccompContext(SyscallContext):
     __slots__ = ("notify_fd", "id", "pid", "nr", "args", "kernel", "answered", "_status")
 
@@ -360,11 +373,6 @@ class SeccompPlatform(Platform):
 
     def handle_one(self, notify_fd: int) -> None:
         buf = self._buf
-        buf[:] = bytes(abi.SECCOMP_NOTIF.size)
-        try:
-            fcntl.ioctl(notify_fd, abi.SECCOMP_IOCTL_NOTIF_RECV, buf, True)
-        except OSError as e:
-            if e.errno in (errno.ENOENT, errno.EINTR):
-                return
-            raise
+        if not receive(notify_fd, buf):
+            return
         dispatch(SeccompContext(notify_fd, self.kernel, bytes(buf)), self.tracer)
