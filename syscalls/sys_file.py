@@ -143,6 +143,9 @@ def _reopen(ctx: SyscallContext, owner: bytes, num: int, flags: int,
         raise
     try:
         st = os.fstat(held)
+        # Linux's order: the walk's O_DIRECTORY check, then may_open's (a socket ENXIO).
+        if flags & os.O_DIRECTORY and not stat_mod.S_ISDIR(st.st_mode):
+            raise OSError(errno.ENOTDIR, "not a directory")
         if stat_mod.S_ISSOCK(st.st_mode):
             raise OSError(errno.ENXIO, "a socket cannot be opened")
         if flags & os.O_PATH:  # openat2 (see _open): a read-only descriptor stands in
@@ -150,8 +153,6 @@ def _reopen(ctx: SyscallContext, owner: bytes, num: int, flags: int,
         if stat_mod.S_ISDIR(st.st_mode):
             if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
                 raise OSError(errno.EISDIR, "a directory")
-        elif flags & os.O_DIRECTORY:
-            raise OSError(errno.ENOTDIR, "not a directory")
         result, fd = ctx.kernel.gofer.call(
             "reopen", ctx.creds(), later, fd=held, flags=flags & ~(os.O_CLOEXEC | os.O_CREAT))
         return None if result is LATER else fd

@@ -413,6 +413,14 @@ def test_unix_sockets_bound_to_paths(interpreters):
         "chmod d 0500", "ubind d/v stream"])
 
 
+def test_reopening_a_socket_through_proc(interpreters):
+    """A socket's /proc/self/fd/N: O_DIRECTORY says ENOTDIR (the walk's check) before the
+    socket's ENXIO (may_open's). Shrunk from a fuzzer run."""
+    assert_same(interpreters, [
+        "ubind /tmp/u stream", "dup3 s0 10 cloexec", "reopen s1 rdonly|directory",
+        "reopen s1 rdonly", "reopen s0 wronly|directory"])
+
+
 def test_inotify_sees_the_sandboxs_changes(interpreters):
     """inotify_add_watch is the kernel's (the copy of the tree shares its inodes): a
     watch sees files the gofer makes, writes, changes and removes, as under runc."""
