@@ -15,6 +15,7 @@ so that no thread ever waits for an answer that will not come.
 """
 from __future__ import annotations
 
+import abc
 import errno
 import logging
 import time
@@ -27,18 +28,22 @@ from syscalls.table import HANDLER_ARG_TYPES, HANDLER_CHECKS, HANDLERS, TABLE, K
 log = logging.getLogger("runsc-py.sentry")
 
 
-class Tracer:
-    """What --strace needs from dispatch: called before and after each syscall."""
+class Tracer(abc.ABC):
+    """What --strace needs from dispatch (sentry/strace.py): called before and after
+    each syscall."""
 
+    @abc.abstractmethod
     def wants(self, nr: int) -> bool:
-        raise NotImplementedError
+        """Whether calls of this number are logged."""
 
+    @abc.abstractmethod
     def enter(self, ctx: SyscallContext, kind: Kind) -> object:
-        raise NotImplementedError
+        """Before the answer, while the caller waits: what exit() needs."""
 
+    @abc.abstractmethod
     def exit(self, ctx: SyscallContext, token: object, elapsed: float | None,
              resumed: bool = False) -> None:
-        raise NotImplementedError
+        """After the answer (resumed: a call answered later, or by the kernel)."""
 
 
 def dispatch(ctx: SyscallContext, tracer: Tracer | None = None) -> None:
